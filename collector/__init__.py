@@ -1,0 +1,1 @@
+"""OTLP collector: receive -> normalize -> redact -> commit (WAL) -> flush (Parquet)."""

@@ -1,0 +1,1 @@
+"""ragtrail: observability and audit for LLM / RAG pipelines."""

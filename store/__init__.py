@@ -1,0 +1,1 @@
+"""The store: Parquet layout, DuckDB views, query functions, audit, retention."""
