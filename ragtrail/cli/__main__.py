@@ -1,0 +1,3 @@
+from ragtrail.cli import main
+
+main()
