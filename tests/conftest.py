@@ -30,7 +30,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = ""):
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = ""
+):
     """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None

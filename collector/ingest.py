@@ -1,0 +1,99 @@
+"""The transport-independent ingest path: admission control -> pipeline -> WAL -> acknowledgement.
+
+Both transports (otlp_http, otlp_grpc) hand a raw body here and get back what to answer. This is
+where "acknowledged means durable" is enforced: ``export`` returns only after the WAL future has
+resolved, i.e. after fsync. Admission is bounded by bytes in flight, so memory cannot grow without
+limit under overload; the excess is refused with a retryable error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+import time
+from concurrent.futures import Executor
+
+from ragtrail.collector.encoding import Format
+from ragtrail.collector.errors import Overloaded, Unauthorized
+from ragtrail.collector.pipeline import Processed, process_export
+from ragtrail.collector.wal import WriteAheadLog
+
+
+class Ingest:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        *,
+        token: str | None,
+        max_decompressed: int,
+        max_inflight_bytes: int,
+        executor: Executor | None = None,
+    ):
+        self.wal = wal
+        self._token = token.encode() if token else None
+        self._max_decompressed = max_decompressed
+        self._max_inflight = max_inflight_bytes
+        self._inflight = 0
+        self._lock = threading.Lock()
+        self._executor = executor
+        self.counters = {"accepted": 0, "rejected": 0, "refused": 0}
+
+    def authorize(self, header: str | None) -> None:
+        """Check ``Authorization: Bearer <token>`` (HTTP header or gRPC metadata)."""
+        if self._token is None:
+            return
+        scheme, _, credential = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), self._token):
+            raise Unauthorized("missing or invalid bearer token")
+
+    def _admit(self, size: int) -> None:
+        with self._lock:
+            if self._inflight + size > self._max_inflight:
+                self.counters["refused"] += 1
+                raise Overloaded("too much data in flight; retry later")
+            self._inflight += size
+
+    def _done(self, size: int, result: Processed | None) -> None:
+        with self._lock:
+            self._inflight -= size
+            if result is not None:
+                self.counters["accepted"] += result.accepted
+                self.counters["rejected"] += result.rejected
+
+    def export(self, signal: str, body: bytes, fmt: Format, content_encoding: str | None) -> Processed:
+        """Blocking form, for the gRPC thread pool."""
+        self._admit(len(body))
+        result = None
+        try:
+            args = (signal, body, fmt, content_encoding, time.time_ns(), self._max_decompressed)
+            result = (
+                self._executor.submit(process_export, *args).result()
+                if self._executor
+                else process_export(*args)
+            )
+            if result.payload is not None:
+                self.wal.append(result.payload).result()
+            return result
+        finally:
+            self._done(len(body), result)
+
+    async def export_async(
+        self, signal: str, body: bytes, fmt: Format, content_encoding: str | None
+    ) -> Processed:
+        """Event-loop form, for the HTTP server: CPU work inline or in the pool, fsync awaited."""
+        self._admit(len(body))
+        result = None
+        try:
+            args = (signal, body, fmt, content_encoding, time.time_ns(), self._max_decompressed)
+            if self._executor is not None:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, process_export, *args
+                )
+            else:
+                result = process_export(*args)
+            if result.payload is not None:
+                await asyncio.wrap_future(self.wal.append(result.payload))
+            return result
+        finally:
+            self._done(len(body), result)

@@ -1,0 +1,54 @@
+"""One export request through the pure stages: decompress -> decode -> normalize -> redact -> encode.
+
+``process_export`` has no sockets, files or threads: the transports call it inline, or a process
+pool runs it on other cores (``init_worker`` builds the per-process redactor once). Its result is
+the WAL payload plus what to tell the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ragtrail.collector import encoding, normalize, rows
+from ragtrail.collector.encoding import Format
+
+
+@dataclass(frozen=True)
+class Processed:
+    payload: bytes | None  # WAL record; None when nothing valid was sent
+    accepted: int
+    rejected: int
+    message: str  # partial-success explanation (names the rejected items, never their content)
+
+
+# The redaction stage, built once per process. None = redaction off.
+_redactor = None
+
+
+def init_worker(redaction_config=None, data_dir=None) -> None:
+    """Build this process's redactor (collector start-up, or a pool worker's initializer)."""
+    global _redactor
+    _redactor = None
+    if redaction_config is not None and redaction_config.enabled:
+        from ragtrail.collector.redact import Redactor  # heavy (spaCy): only when enabled
+
+        _redactor = Redactor.from_config(redaction_config, data_dir)
+
+
+def process_export(
+    signal: str,
+    body: bytes,
+    fmt: Format,
+    content_encoding: str | None,
+    received_ns: int,
+    max_decompressed: int,
+) -> Processed:
+    raw = encoding.decompress(body, content_encoding, max_decompressed)
+    request = encoding.decode(signal, raw, fmt)
+    normalized = normalize.NORMALIZERS[signal](request, received_ns)
+    if _redactor is not None and normalized.tables:
+        from ragtrail.collector.redact import redact_tables
+
+        redact_tables(normalized.tables, _redactor)
+    payload = rows.encode_payload(normalized.tables)
+    return Processed(payload, normalized.accepted, normalized.rejected, normalized.message)

@@ -1,0 +1,139 @@
+"""Reader connections: an in-memory DuckDB per reader, with the views over the Parquet files.
+
+Base views (one per table of store/schema.py) select the schema's columns from the table's
+Parquet files; derived views (traces, audit, ...) come from ``store/sql/*.sql``, applied in file
+name order. The collector is the only writer, so readers never contend for a lock.
+
+Locked connections (``ragtrail sql``, the dashboard console) can read only the tables directory
+(``allowed_directories``), have external access off and the configuration locked, and accept only
+a single SELECT statement; each query has a time limit and a row cap.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ragtrail.store import layout
+from ragtrail.store.schema import TABLES
+
+_DUCKDB_TYPES = {
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.string(): "VARCHAR",
+    pa.float64(): "DOUBLE",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+}
+ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT}
+# Physical tables whose public view is derived: the gpu table holds one reading per row, and the
+# `gpu` view (sql/20_gpu.sql) folds the readings of one instant into one sample.
+BASE_VIEW_NAMES = {"gpu": "gpu_readings"}
+
+
+class SqlError(ValueError):
+    """A query the SQL surface refuses or that failed; the message is safe to show a user."""
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool = False
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table({c: [r[i] for r in self.rows] for i, c in enumerate(self.columns)})
+
+
+def _base_view_sql(data_dir: Path, table: str) -> str:
+    schema = TABLES[table]
+    view = BASE_VIEW_NAMES.get(table, table)
+    if layout.has_files(data_dir, table):
+        glob = layout.table_glob(data_dir, table).replace("'", "''")
+        cols = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
+        source = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+        return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {source}"
+    cols = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
+    return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} WHERE false"
+
+
+def derived_view_sql() -> list[tuple[str, str]]:
+    """(file name, SQL) of the derived views, in the order they must be created."""
+    folder = resources.files("ragtrail.store") / "sql"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [(f.name, f.read_text()) for f in files]
+
+
+def connect(
+    data_dir: str | Path, *, locked: bool = True, memory_limit: str = "2GB", threads: int | None = None
+):
+    """A new DuckDB connection with every ragtrail view; locked down unless ``locked=False``."""
+    data_dir = Path(data_dir).resolve()
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    for table in TABLES:
+        con.execute(_base_view_sql(data_dir, table))
+    for _, sql in derived_view_sql():
+        con.execute(sql)
+    if locked:
+        tables_dir = str(layout.tables_dir(data_dir)).replace("'", "''")
+        con.execute(f"SET allowed_directories = ['{tables_dir}/']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+def check_statement(con, sql: str) -> str:
+    """Refuse anything but one SELECT; returns the statement text without a trailing ';'."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise SqlError(f"could not parse SQL: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
+    kind = statements[0].type
+    if kind not in ALLOWED_STATEMENTS:
+        name = getattr(kind, "name", str(kind))
+        raise SqlError(f"only read-only SELECT queries are allowed here; {name} statements are refused")
+    return sql.strip().rstrip(";")
+
+
+def run_query(con, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 30.0) -> Result:
+    """Run a checked SELECT with a time limit (the query is interrupted) and a row cap."""
+    text = check_statement(con, sql)
+    timer = threading.Timer(time_limit_s, con.interrupt)
+    timer.start()
+    try:
+        cursor = con.execute(text)
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchmany(max_rows + 1)
+    except duckdb.InterruptException:
+        raise SqlError(f"query cancelled: it ran longer than the {time_limit_s:g}s time limit") from None
+    except duckdb.Error as exc:
+        raise SqlError(_first_line(exc)) from None
+    finally:
+        timer.cancel()
+    truncated = len(rows) > max_rows
+    return Result(columns, rows[:max_rows], truncated)
+
+
+def query(data_dir: str | Path, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 30.0) -> Result:
+    """One locked, read-only query over the store (what `ragtrail sql` runs)."""
+    con = connect(data_dir)
+    try:
+        return run_query(con, sql, max_rows=max_rows, time_limit_s=time_limit_s)
+    finally:
+        con.close()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
