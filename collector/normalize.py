@@ -24,6 +24,12 @@ _STAGE_SET = frozenset(STAGES)
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
 _INDEXED_PREFIXES = tuple(sc.INDEXED_MESSAGE_PREFIXES) + tuple(sc.INDEXED_DOCUMENT_PREFIXES)
+# attribute key -> (column, priority): one pass over a span's attributes finds every scalar column.
+_KEY_TO_COLUMN = {
+    key: (column, priority)
+    for column, keys in {**sc.SCALAR_KEYS, **sc.SECONDS_TO_MS_KEYS}.items()
+    for priority, key in enumerate(keys)
+}
 _CONSUMED_SCALAR_KEYS = frozenset(
     [k for keys in sc.SCALAR_KEYS.values() for k in keys]
     + [k for keys in sc.SECONDS_TO_MS_KEYS.values() for k in keys]
@@ -93,6 +99,19 @@ def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
         if value is not None:
             return value
     return None
+
+
+def _scalars(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Column -> value for the scalar columns, the highest-priority convention winning."""
+    found: dict[str, tuple[int, Any]] = {}
+    for key, value in attrs.items():
+        hit = _KEY_TO_COLUMN.get(key)
+        if hit is not None and value is not None:
+            column, priority = hit
+            previous = found.get(column)
+            if previous is None or priority < previous[0]:
+                found[column] = (priority, value)
+    return {column: value for column, (_, value) in found.items()}
 
 
 def _as_int(value: Any) -> int | None:
@@ -232,15 +251,16 @@ def _add_span(out: Normalized, span, res: Resource, scope_name: str | None, wher
     unknown = ctx.take_attributes(attrs, stage)
     if attrs_links:
         unknown["otel.links"] = attrs_links
-    error_type = _as_str(_first(attrs, sc.SCALAR_KEYS["error_type"]))
+    sv = _scalars(attrs)
+    error_type = _as_str(sv.get("error_type"))
     if error_type is None:
         for ev in events:
             if ev["name"] == "exception":
                 error_type = _as_str(ev["attributes"].get("exception.type"))
                 break
 
-    def ms(keys):
-        seconds = _as_float(_first(attrs, keys))
+    def ms(column):
+        seconds = _as_float(sv.get(column))
         return None if seconds is None else seconds * 1000.0
 
     c = out.columns("spans")
@@ -260,22 +280,22 @@ def _add_span(out: Normalized, span, res: Resource, scope_name: str | None, wher
     code = span.status.code
     c["status"].append(_STATUS_CODES[code] if 0 <= code < len(_STATUS_CODES) else str(code))
     c["status_message"].append(span.status.message or None)
-    c["model"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["model"])))
-    c["provider"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["provider"])))
-    c["quantization"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["quantization"])))
-    c["input_tokens"].append(_as_int(_first(attrs, sc.SCALAR_KEYS["input_tokens"])))
-    c["output_tokens"].append(_as_int(_first(attrs, sc.SCALAR_KEYS["output_tokens"])))
-    c["cache_read_tokens"].append(_as_int(_first(attrs, sc.SCALAR_KEYS["cache_read_tokens"])))
-    c["cache_layer"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["cache_layer"])))
-    c["cache_hit"].append(_as_bool(_first(attrs, sc.SCALAR_KEYS["cache_hit"])))
-    c["variant"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["variant"])))
-    c["route"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["route"])))
-    c["prompt_version"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["prompt_version"])))
-    c["fallback"].append(_as_bool(_first(attrs, sc.SCALAR_KEYS["fallback"])))
-    c["queue_ms"].append(ms(sc.SECONDS_TO_MS_KEYS["queue_ms"]))
-    c["ttft_ms"].append(ms(sc.SECONDS_TO_MS_KEYS["ttft_ms"]))
-    c["session_id"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["session_id"])))
-    c["user_id"].append(_as_str(_first(attrs, sc.SCALAR_KEYS["user_id"])))
+    c["model"].append(_as_str(sv.get("model")))
+    c["provider"].append(_as_str(sv.get("provider")))
+    c["quantization"].append(_as_str(sv.get("quantization")))
+    c["input_tokens"].append(_as_int(sv.get("input_tokens")))
+    c["output_tokens"].append(_as_int(sv.get("output_tokens")))
+    c["cache_read_tokens"].append(_as_int(sv.get("cache_read_tokens")))
+    c["cache_layer"].append(_as_str(sv.get("cache_layer")))
+    c["cache_hit"].append(_as_bool(sv.get("cache_hit")))
+    c["variant"].append(_as_str(sv.get("variant")))
+    c["route"].append(_as_str(sv.get("route")))
+    c["prompt_version"].append(_as_str(sv.get("prompt_version")))
+    c["fallback"].append(_as_bool(sv.get("fallback")))
+    c["queue_ms"].append(ms("queue_ms"))
+    c["ttft_ms"].append(ms("ttft_ms"))
+    c["session_id"].append(_as_str(sv.get("session_id")))
+    c["user_id"].append(_as_str(sv.get("user_id")))
     c["error_type"].append(error_type)
     c["attributes"].append(unknown or None)
     c["events"].append(events or None)

@@ -25,14 +25,27 @@ class Processed:
 _redactor = None
 
 
-def init_worker(redaction_config=None, data_dir=None) -> None:
+def init_worker(redaction_config=None, data_dir=None, *, pool_worker: bool = False) -> None:
     """Build this process's redactor (collector start-up, or a pool worker's initializer)."""
     global _redactor
+    if pool_worker:
+        _die_with_parent()
     _redactor = None
     if redaction_config is not None and redaction_config.enabled:
         from ragtrail.collector.redact import Redactor  # heavy (spaCy): only when enabled
 
         _redactor = Redactor.from_config(redaction_config, data_dir)
+
+
+def _die_with_parent() -> None:
+    """A pool worker must not outlive a collector killed with -9 (Linux: PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def process_export(

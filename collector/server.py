@@ -8,6 +8,7 @@ segment id already published, so a new segment can never reuse an old file name.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +44,7 @@ class Collector:
         if config.collector.workers > 0:
             self.executor = ProcessPoolExecutor(
                 config.collector.workers,
-                initializer=pipeline.init_worker,
+                initializer=functools.partial(pipeline.init_worker, pool_worker=True),
                 initargs=(config.redaction, self.data_dir),
             )
         else:
