@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ragtrail.cli import collector_cmd, sql_cmd, up_cmd
+from ragtrail.cli import collector_cmd, demo_cmd, sql_cmd, up_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,5 @@ def main() -> None:
 
 for _command in (collector_cmd.collector, sql_cmd.sql, up_cmd.up):
     main.add_command(_command)
+main.add_command(demo_cmd.demo)
+main.add_command(demo_cmd.gpu_agent)
