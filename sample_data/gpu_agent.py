@@ -61,7 +61,9 @@ def run_gpu_agent(
     resource = {"service.name": "ragtrail-gpu-agent", "host.name": host}
     if opts.simulate:
         resource["ragtrail.simulated"] = True
-    signals = Signals(resource, (exporters or (lambda: otlp_exporters(opts.endpoint, opts.protocol)))(), clock)
+    signals = Signals(
+        resource, (exporters or (lambda: otlp_exporters(opts.endpoint, opts.protocol)))(), clock
+    )
     instruments = GpuInstruments(signals.meter, host)
     samples = 0
     try:

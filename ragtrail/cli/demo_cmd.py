@@ -16,9 +16,12 @@ def _stop_on_sigterm() -> threading.Event:
 
 
 def _endpoint_options(fn):
-    fn = click.option("--protocol", type=click.Choice(["grpc", "http"]), default="grpc", show_default=True)(fn)
+    fn = click.option("--protocol", type=click.Choice(["grpc", "http"]), default="grpc", show_default=True)(
+        fn
+    )
     return click.option(
-        "--endpoint", help="collector OTLP endpoint (default 127.0.0.1:4317 for gRPC, http://127.0.0.1:4318 for HTTP)"
+        "--endpoint",
+        help="collector OTLP endpoint (default 127.0.0.1:4317 for gRPC, http://127.0.0.1:4318 for HTTP)",
     )(fn)
 
 
@@ -33,7 +36,9 @@ def _endpoint_options(fn):
 @click.option("--bad-citation-share", type=float, help="answers citing a non-retrieved document (0.05)")
 @click.option("--no-gpu", is_flag=True, help="do not emit the simulated GPU's metrics")
 @click.option("--quiet", is_flag=True, help="no progress lines")
-def demo(endpoint, protocol, rate, duration, seed, chaos, fast, canary_share, bad_citation_share, no_gpu, quiet):
+def demo(
+    endpoint, protocol, rate, duration, seed, chaos, fast, canary_share, bad_citation_share, no_gpu, quiet
+):
     """Send a simulated RAG service's traces, metrics and logs to a collector."""
     from dataclasses import replace
 
@@ -62,7 +67,9 @@ def demo(endpoint, protocol, rate, duration, seed, chaos, fast, canary_share, ba
         stop.set()
         return
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
-    click.echo(f"sent {summary.requests} requests over {(summary.end_ns - summary.start_ns) / 1e9:.0f} s: {outcomes}")
+    click.echo(
+        f"sent {summary.requests} requests over {(summary.end_ns - summary.start_ns) / 1e9:.0f} s: {outcomes}"
+    )
 
 
 @click.command("gpu-agent")
@@ -83,7 +90,9 @@ def gpu_agent(endpoint, protocol, interval, duration, simulate, rate, seed, verb
     try:
         samples = run_gpu_agent(options, _stop_on_sigterm())
     except NoGpuError as exc:
-        raise click.ClickException(f"no GPU to sample: {exc} (use --simulate for synthetic samples)") from None
+        raise click.ClickException(
+            f"no GPU to sample: {exc} (use --simulate for synthetic samples)"
+        ) from None
     except KeyboardInterrupt:
         return
     click.echo(f"exported {samples} samples", err=True)

@@ -64,18 +64,28 @@ def test_cache_layers_have_partial_hit_rates(run):
     ))  # fmt: skip
     assert set(rates) == {"response", "context", "embedding"}
     assert all(0.05 < rate < 0.95 for rate in rates.values()), rates
-    assert collector.scalar("SELECT sum(cache_read_tokens) FROM spans WHERE stage = 'generate'") > 0  # KV prefix
+    assert (
+        collector.scalar("SELECT sum(cache_read_tokens) FROM spans WHERE stage = 'generate'") > 0
+    )  # KV prefix
 
 
 def test_models_router_and_canary(run):
     collector, _ = run
-    quantizations = {r[0] for r in collector.sql("SELECT DISTINCT quantization FROM spans WHERE stage = 'generate'")}
+    quantizations = {
+        r[0] for r in collector.sql("SELECT DISTINCT quantization FROM spans WHERE stage = 'generate'")
+    }
     assert {"int4-awq", "fp16", "int4-gptq"} <= quantizations
-    escalated = collector.scalar("SELECT avg((route LIKE 'escalated%')::INT) FROM traces WHERE route IS NOT NULL")
+    escalated = collector.scalar(
+        "SELECT avg((route LIKE 'escalated%')::INT) FROM traces WHERE route IS NOT NULL"
+    )
     assert 0.06 < escalated < 0.2
     canary = collector.scalar("SELECT avg((variant = 'canary')::INT) FROM traces WHERE variant IS NOT NULL")
     assert abs(canary - CONFIG.canary_share) < 0.03
-    versions = dict(collector.sql("SELECT variant, any_value(prompt_version) FROM traces WHERE variant IS NOT NULL GROUP BY 1"))
+    versions = dict(
+        collector.sql(
+            "SELECT variant, any_value(prompt_version) FROM traces WHERE variant IS NOT NULL GROUP BY 1"
+        )
+    )
     assert versions["canary"] != versions["stable"]
 
 
@@ -107,7 +117,9 @@ def test_citations_to_non_retrieved_documents_at_the_configured_rate(run):
             FROM cited c LEFT JOIN retrieved r USING (trace_id, doc_id) GROUP BY 1)
     """)
     assert abs(share - CONFIG.bad_citation_share) < 0.03, share
-    versions = {r[0] for r in collector.sql("SELECT DISTINCT doc_version FROM documents WHERE stage = 'retrieve'")}
+    versions = {
+        r[0] for r in collector.sql("SELECT DISTINCT doc_version FROM documents WHERE stage = 'retrieve'")
+    }
     assert versions == {"v1"}
 
 
@@ -125,7 +137,12 @@ def test_vector_db_outage_shows_exactly_in_its_window(run):
         f"SELECT count(*) FROM traces WHERE fallback AND NOT ({run_second(summary)} BETWEEN {start} AND {start + length})"
     )
     assert fallbacks_outside == 0
-    assert collector.scalar(f"SELECT count(*) FROM traces WHERE fallback AND {t} BETWEEN {start} AND {start + length}") > 20
+    assert (
+        collector.scalar(
+            f"SELECT count(*) FROM traces WHERE fallback AND {t} BETWEEN {start} AND {start + length}"
+        )
+        > 20
+    )
 
 
 def test_cache_cold_drops_the_hit_rate(run):
