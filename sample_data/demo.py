@@ -175,7 +175,7 @@ class _Run:
         conventions.emit(plan, SERVICES[plan.service], signals.tracer, signals.logger)
         self.metrics[plan.service].record(plan)
 
-    def _tick(self, t_ns: int) -> None:
+    def _tick(self, t_ns: int, progress: bool = True) -> None:
         window_s = self.opts.tick_s
         if self.gpu is not None:
             work, self.service.gpu_work = self.service.gpu_work, []
@@ -184,7 +184,8 @@ class _Run:
             signals.collect_at(t_ns)
             if not self.opts.realtime:
                 signals.flush()  # keep the batch queues short: they drop spans when full
-        self._progress()
+        if progress:
+            self._progress()
 
     def _progress(self, final: bool = False) -> None:
         if not self.opts.progress:
@@ -206,7 +207,7 @@ class _Run:
     def _finish(self) -> None:
         while self.pending:
             self._emit(heapq.heappop(self.pending)[2])
-        self._tick(self.clock.now_ns)
+        self._tick(self.clock.now_ns, progress=False)
         self._progress(final=True)
         for signals in self.signals.values():
             signals.shutdown()
