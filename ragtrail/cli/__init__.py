@@ -16,7 +16,5 @@ def main() -> None:
     """ragtrail: observability and audit for LLM / RAG pipelines."""
 
 
-for _command in (collector_cmd.collector, sql_cmd.sql, up_cmd.up):
+for _command in (collector_cmd.collector, sql_cmd.sql, up_cmd.up, demo_cmd.demo, demo_cmd.gpu_agent):
     main.add_command(_command)
-main.add_command(demo_cmd.demo)
-main.add_command(demo_cmd.gpu_agent)
