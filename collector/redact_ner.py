@@ -85,6 +85,9 @@ class NerDetector:
             models=[{"lang_code": "en", "model_name": MODEL}], ner_model_configuration=config
         )
         self._engine.load()
+        # Drop the labels we do not map (DATE, CARDINAL, …) before Presidio sees them.
+        labels = self._engine.nlp["en"].get_pipe("ner").labels
+        config.labels_to_ignore = [label for label in labels if label not in _LABELS]
         self._recognizer = SpacyRecognizer(supported_entities=[*self.entities, "ORGANIZATION"])
 
     def windows(self, text: str, skip: Sequence[Finding] = ()) -> list[tuple[int, int]]:
@@ -149,12 +152,27 @@ def _title_word(word: str) -> bool:
 
 
 _NAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Di|Da|Du|La|Le|Van|Von|Fitz)(?=[A-Z])")
+_LEAD_WORD = re.compile(r"(\w+)\s+")
+_NOT_NAME_WORDS = STOP_WORDS | {
+    "sorry",
+    "thanks",
+    "thank",
+    "hi",
+    "hello",
+    "hey",
+    "dear",
+    "dearest",
+    "welcome",
+}
 _NEXT_WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
 
 
 def _extend(text: str, start: int, end: int) -> tuple[int, int]:
     """Grow a span over adjacent Title-case words and particles: the model often stops at the first
-    of "Alessandria Del Carretto", and the rest of a name is as identifying as its start."""
+    of "Alessandria Del Carretto", and the rest of a name is as identifying as its start. Drop
+    leading greetings the model sometimes takes in ("Sorry Maria Lopez")."""
+    while (m := _LEAD_WORD.match(text, start, end)) and m.group(1).lower() in _NOT_NAME_WORDS:
+        start = m.end()
     for _ in range(3):
         m = _NEXT_WORD.match(text, end)
         if not m or not (_title_word(m.group(1)) or m.group(1) in _PARTICLES):

@@ -108,7 +108,9 @@ def _value(entity: str, fake: Faker, names: list[Faker], rng: random.Random) -> 
         return "US_SSN", fake.ssn().replace("-", "")
     if entity == "IBAN_CODE":
         iban = fake.iban()
-        return "IBAN_CODE", " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)) if rng.random() < 0.3 else iban
+        return "IBAN_CODE", " ".join(
+            iban[i : i + 4] for i in range(0, len(iban), 4)
+        ) if rng.random() < 0.3 else iban
     if entity == "IP_ADDRESS":
         return "IP_ADDRESS", fake.ipv4_public() if rng.random() < 0.8 else fake.ipv6()
     if entity == "EMAIL_ADDRESS":
@@ -130,7 +132,7 @@ def planted_pairs(n: int = 1000, seed: int = 4) -> list[Pair]:
     for i in range(n):
         values: dict[str, tuple[str, str]] = {}
 
-        def fill(m: re.Match) -> str:
+        def fill(m: re.Match, values: dict = values) -> str:
             key = m.group(1)
             if key not in values:
                 values[key] = _value(key, fake, names, rng)
@@ -209,3 +211,33 @@ def technical_texts(n: int = 500, seed: int = 4) -> list[str]:
         }
         out.append(TECH[i % len(TECH)].format(**values))
     return out
+
+
+def leaks(pair: Pair, stored: str) -> list[tuple[str, str]]:
+    """(entity, value) of every planted value still readable in ``stored`` (digit-only forms too)."""
+    digits_only = re.sub(r"\D", "", stored)
+    out = []
+    for entity, value in pair.planted:
+        digits = re.sub(r"\D", "", value)
+        if value in stored or (
+            entity in DIGIT_FORMS and digits in digits_only and digits in _digit_runs(stored)
+        ):
+            out.append((entity, value))
+    return out
+
+
+def _digit_runs(text: str) -> str:
+    """Digit runs with their separators dropped ("4111 1111" -> "41111111"), one per line."""
+    return "\n".join(re.sub(r"[ .()+-]", "", run) for run in re.findall(r"[\d][\d .()+-]*\d", text))
+
+
+def recall(pairs: list[Pair], stored: list[str]) -> dict[str, tuple[int, int]]:
+    """entity -> (values no longer readable, values planted); ``stored[i]`` is pair i after redaction."""
+    totals: dict[str, list[int]] = {}
+    for pair, text in zip(pairs, stored, strict=True):
+        leaked = leaks(pair, text)
+        for entity, value in pair.planted:
+            t = totals.setdefault(entity, [0, 0])
+            t[1] += 1
+            t[0] += (entity, value) not in leaked
+    return {entity: (found, total) for entity, (found, total) in sorted(totals.items())}
