@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import time
 from collections import OrderedDict
@@ -65,6 +64,7 @@ class _Scope:
 
     numbers: dict[tuple[str, bytes], int] = field(default_factory=dict)
     next_by_entity: dict[str, int] = field(default_factory=dict)
+    names: dict[bytes, str] = field(default_factory=dict)  # digest of a name NER found -> entity
 
     def placeholder(self, entity: str, digest: bytes) -> str:
         key = (entity, digest)
@@ -153,7 +153,9 @@ class Redactor:
         chars = sum(map(len, texts))
         deadline = time.monotonic() + self.timeout_seconds * max(1.0, chars / 10_000)
         want_ner = [True] * len(texts) if ner is None else list(ner)
-        findings = _propagate(texts, scopes, self._detect(texts, want_ner, deadline))
+        findings = self._detect(texts, want_ner, deadline)
+        if self._ner is not None:
+            findings = self._propagate(texts, scopes, findings)
         out = []
         for text, scope, found in zip(texts, scopes, findings, strict=True):
             if found is None:
@@ -162,6 +164,38 @@ class Redactor:
             else:
                 out.append(self._replace(text, found, self._scope(scope)))
         return out
+
+    def _propagate(self, texts: Sequence[str], scopes: Sequence[str | None], findings: list) -> list:
+        """Redact, in every text of a trace, the names and places NER found in any of them.
+
+        The model misses a name in one sentence ("Thanks Gregory Smith") that it found in another,
+        or in an earlier batch of the trace. Each trace remembers the digests of its names (and of
+        a PERSON's first and last names alone); every run of Title-case words in its texts is
+        checked against them. Case-sensitive, whole words, no raw value kept."""
+        for text, scope, found in zip(texts, scopes, findings, strict=True):
+            for start, end, entity in found or ():
+                if entity in NER_ENTITIES:
+                    names = self._scope(scope).names
+                    names.setdefault(self._digest(text[start:end]), entity)
+                    for part in text[start:end].split() if entity == "PERSON" else ():
+                        if len(part) > 2:
+                            names.setdefault(self._digest(part), entity)
+        out = []
+        for text, scope, found in zip(texts, scopes, findings, strict=True):
+            names = self._scopes[scope].names if scope in self._scopes else None
+            if found is None or not names:
+                out.append(found)
+                continue
+            extra = []
+            for start, end in self._ner.name_spans(text):
+                entity = names.get(self._digest(text[start:end]))
+                if entity is not None and not any(s < end and start < e for s, e, _ in extra):
+                    extra.append((start, end, entity))
+            out.append(tuple(sorted(_merge(list(found), extra))) if extra else found)
+        return out
+
+    def _digest(self, value: str) -> bytes:
+        return hmac.new(self._value_key, value.encode(), hashlib.sha256).digest()[:16]
 
     def _detect(self, texts: Sequence[str], ner: list[bool], deadline: float) -> list[tuple | None]:
         """Findings per text (None = failed, fail closed); cache hits skip both detectors."""
@@ -235,8 +269,7 @@ class Redactor:
             return Redacted(text, {}, False)
         pieces, counts, pos = [], {}, 0
         for start, end, entity in found:
-            digest = hmac.new(self._value_key, text[start:end].encode(), hashlib.sha256).digest()[:16]
-            pieces += [text[pos:start], scope.placeholder(entity, digest)]
+            pieces += [text[pos:start], scope.placeholder(entity, self._digest(text[start:end]))]
             counts[entity] = counts.get(entity, 0) + 1
             pos = end
         pieces.append(text[pos:])
@@ -249,41 +282,6 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return fn()
     except Exception:  # fail closed; the exception may quote the text, so it is not logged
         return None
-
-
-def _propagate(texts: Sequence[str], scopes: Sequence[str | None], findings: list) -> list:
-    """Redact, in every text of a trace, the names and places NER found in any of them.
-
-    The model misses a name in one sentence ("Thanks Gregory Smith") that it found in another; a
-    name found anywhere in the trace is redacted everywhere in it, and so are the first and last
-    names of a PERSON on their own ("Thanks Gregory"). Case-sensitive, whole words only."""
-    names: dict[str | None, dict[str, str]] = {}
-    for text, scope, found in zip(texts, scopes, findings, strict=True):
-        for start, end, entity in found or ():
-            if entity in NER_ENTITIES:
-                value = text[start:end]
-                known = names.setdefault(scope, {})
-                known.setdefault(value, entity)
-                if entity == "PERSON":
-                    for part in value.split():
-                        if len(part) > 2 and part[0].isupper():
-                            known.setdefault(part, entity)
-    if not names:
-        return findings
-    patterns = {
-        scope: re.compile(
-            r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(known, key=len, reverse=True))) + r")(?!\w)"
-        )
-        for scope, known in names.items()
-    }
-    out = []
-    for text, scope, found in zip(texts, scopes, findings, strict=True):
-        if found is None or scope not in patterns:
-            out.append(found)
-            continue
-        extra = [(m.start(), m.end(), names[scope][m.group(0)]) for m in patterns[scope].finditer(text)]
-        out.append(tuple(sorted(_merge(list(found), extra))) if extra else found)
-    return out
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:

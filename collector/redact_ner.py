@@ -112,6 +112,22 @@ class NerDetector:
                 ranges.append((lo, hi))
         return ranges
 
+    def name_spans(self, text: str, longest: int = 4) -> list[tuple[int, int]]:
+        """Every run of 1..``longest`` adjacent Title-case words, longest first: where a name
+        already known in the trace could be written again."""
+        words = [m.span() for m in _WORD.finditer(text) if _title_word(m.group(0))]
+        runs: list[list[tuple[int, int]]] = []
+        for span in words:
+            if runs and text[runs[-1][-1][1] : span[0]].isspace():
+                runs[-1].append(span)
+            else:
+                runs.append([span])
+        spans = []
+        for run in runs:
+            for n in range(min(longest, len(run)), 0, -1):
+                spans += [(run[i][0], run[i + n - 1][1]) for i in range(len(run) - n + 1)]
+        return spans
+
     def find(self, texts: Sequence[str], windows: Sequence[list[tuple[int, int]]]) -> list[list[Finding]]:
         """NER findings per text, running the model once over every window of the batch."""
         jobs = [(text[lo:hi], (i, lo)) for i, text in enumerate(texts) for lo, hi in windows[i]]
@@ -147,10 +163,20 @@ class NerDetector:
 def _title_word(word: str) -> bool:
     """Ryan, O'Brien, McDonald, Jean-Luc, Aníbal; not GPU, GiB, iPhone, RuntimeError, hello."""
     word = word.removesuffix("'s").removesuffix("’s").rstrip(".,;:!?")
+    word = _ELIDED.sub("", word)  # O'Brien, D'Asti, L'Aquila
     parts = [_NAME_PREFIX.sub("", p) for p in re.split(r"['’-]", word) if p]
-    return bool(parts) and all(len(p) > 1 and p[0].isupper() and p[1:].islower() for p in parts)
+    return (
+        bool(parts)
+        and _capitalized(parts[0])
+        and all(_capitalized(p) or p in _PARTICLES for p in parts[1:])  # Vasseur-la-Forêt
+    )
 
 
+def _capitalized(part: str) -> bool:
+    return len(part) > 1 and part[0].isupper() and part[1:].islower()
+
+
+_ELIDED = re.compile(r"^[A-Z]['’](?=[A-Z])")
 _NAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Di|Da|Du|La|Le|Van|Von|Fitz)(?=[A-Z])")
 _LEAD_WORD = re.compile(r"(\w+)\s+")
 _NOT_NAME_WORDS = STOP_WORDS | {
