@@ -198,10 +198,13 @@ class Redactor:
         return hmac.new(self._value_key, value.encode(), hashlib.sha256).digest()[:16]
 
     def _detect(self, texts: Sequence[str], ner: list[bool], deadline: float) -> list[tuple | None]:
-        """Findings per text (None = failed, fail closed); cache hits skip both detectors."""
+        """Findings per text (None = failed, fail closed). Cache hits and repeats within the batch
+        (one system prompt on every span) skip both detectors."""
         found: list[tuple | None] = [None] * len(texts)
         keys: list[bytes] = []
         todo: list[int] = []
+        first: dict[bytes, int] = {}
+        repeats: list[tuple[int, int]] = []
         for i, text in enumerate(texts):
             use_ner = ner[i] and self._ner is not None
             keys.append(
@@ -211,7 +214,10 @@ class Redactor:
             if hit is not None:
                 self._cache.move_to_end(keys[i])
                 found[i] = hit
+            elif keys[i] in first:
+                repeats.append((i, first[keys[i]]))
             else:
+                first[keys[i]] = i
                 todo.append(i)
         patterns: dict[int, list[Finding]] = {}
         for i in todo:
@@ -227,6 +233,8 @@ class Redactor:
             merged = tuple(sorted(_merge(pattern_found, named.get(i) or [])))
             found[i] = merged
             self._remember(keys[i], merged)
+        for i, j in repeats:
+            found[i] = found[j]
         return found
 
     def _names(self, idx: list[int], texts, patterns, deadline: float) -> dict[int, list[Finding] | None]:

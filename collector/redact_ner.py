@@ -91,16 +91,23 @@ class NerDetector:
         self._recognizer = SpacyRecognizer(supported_entities=[*self.entities, "ORGANIZATION"])
 
     def windows(self, text: str, skip: Sequence[Finding] = ()) -> list[tuple[int, int]]:
-        """Character ranges of ``text`` worth running NER on (merged, whitespace-aligned)."""
+        """Character ranges of ``text`` worth running NER on (merged, whitespace-aligned).
+
+        Every sentence opens with a capital, so a sentence's first word triggers NER only when the
+        next word is Title case too ("Amber Walker said"); a lone given name opening a sentence
+        with no other capitalised word is the recall this costs (trace memory still catches it
+        when the name appears elsewhere in the trace)."""
         ranges: list[tuple[int, int]] = []
         for m in _WORD.finditer(text):
             start, end = m.span()
             word = m.group(0)
             if (
-                not _title_word(word)
+                not word[0].isupper()
+                or not _title_word(word)
                 or word in self._allow
                 or word.lower() in STOP_WORDS
                 or any(s <= start < e for s, e, _ in skip)
+                or (_opens_sentence(text, start) and not _title_word(_next_word(text, end)))
             ):
                 continue
             lo = text.rfind(" ", 0, max(0, start - WINDOW_CHARS)) + 1
@@ -115,7 +122,9 @@ class NerDetector:
     def name_spans(self, text: str, longest: int = 4) -> list[tuple[int, int]]:
         """Every run of 1..``longest`` adjacent Title-case words, longest first: where a name
         already known in the trace could be written again."""
-        words = [m.span() for m in _WORD.finditer(text) if _title_word(m.group(0))]
+        words = [
+            m.span() for m in _WORD.finditer(text) if m.group(0)[0].isupper() and _title_word(m.group(0))
+        ]
         runs: list[list[tuple[int, int]]] = []
         for span in words:
             if runs and text[runs[-1][-1][1] : span[0]].isspace():
@@ -191,6 +200,16 @@ _NOT_NAME_WORDS = STOP_WORDS | {
     "welcome",
 }
 _NEXT_WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    before = text[max(0, start - 4) : start].rstrip()
+    return not before or before[-1] in ".!?:;\n\"'([{*-•>"
+
+
+def _next_word(text: str, end: int) -> str:
+    m = _NEXT_WORD.match(text, end)
+    return m.group(1) if m else ""
 
 
 def _extend(text: str, start: int, end: int) -> tuple[int, int]:

@@ -63,11 +63,14 @@ class RedactionConfig:
             "SECRET",
         ]
     )
-    min_attribute_chars: int = 24  # other string attributes at least this long are redacted too
-    allow_list: list[str] = field(default_factory=list)
-    ner: bool = True  # spaCy NER for PERSON / LOCATION; patterns alone when false
+    # Patterns run on every string; NER also on other string attributes at least this long.
+    min_attribute_chars: int = 24
+    allow_list: list[str] = field(default_factory=list)  # exact values never redacted (names, products)
+    ner: bool = True  # Presidio + spaCy NER for PERSON / LOCATION; patterns alone when false
+    # Time budget per 10,000 characters of a batch; texts not done in time are stored as
+    # <REDACTION_FAILED> (fail closed), never raw.
     timeout_seconds: float = 5.0
-    cache_entries: int = 50_000
+    cache_entries: int = 50_000  # texts whose findings are cached (keyed hash -> offsets); 0 = off
 
 
 @dataclass

@@ -1,0 +1,168 @@
+"""Redaction benchmark: texts per CPU-second (= per core) for the Redactor, and spans per CPU-second
+through the pure ingest stages (decode -> normalize -> redact -> encode) with redaction off, pattern-only
+and on. Optionally the real collector (bench/ingest.py) with redaction off and on.
+
+Every figure is one process on one core: CPU time (time.process_time), not wall time, so other load
+on a shared machine does not distort it. Texts come from the seeded corpora the tests use
+(tests/collector/redact_corpus.py), so they are unique unless a case repeats them on purpose.
+
+    python bench/redact.py [--texts 1000] [--collector] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from faker import Faker  # noqa: E402
+
+from ragtrail.collector import pipeline  # noqa: E402
+from ragtrail.collector.encoding import Format  # noqa: E402
+from ragtrail.collector.redact import Redactor  # noqa: E402
+from ragtrail.config import RedactionConfig  # noqa: E402
+from tests.collector.redact_corpus import planted_pairs, technical_texts  # noqa: E402
+
+
+def prose(n: int, seed: int = 7) -> list[str]:
+    """~400-character support prose with one name and one email, the shape of a typical prompt."""
+    Faker.seed(seed)
+    fake = Faker("en_US")
+    out = []
+    for _ in range(n):
+        text = f"{fake.paragraph(nb_sentences=3)} Please ask {fake.name()} ({fake.email()}). "
+        out.append(text + fake.paragraph(nb_sentences=2))
+    return out
+
+
+def per_core(label: str, fn, items: int, unit: str = "texts") -> dict:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    fn()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    row = {"case": label, "items": items, f"{unit}/s/core": items / cpu, "cpu_s": cpu, "wall_s": wall}
+    print(f"{label:58} {items:>6} {items / cpu:>12,.0f} {cpu:>7.2f} {wall:>7.2f}")
+    return row
+
+
+def redactor(ner: bool, cache: bool) -> Redactor:
+    config = RedactionConfig(ner=ner, cache_entries=50_000 if cache else 0, timeout_seconds=600)
+    return Redactor.from_config(config, Path(tempfile.mkdtemp()))
+
+
+def bench_texts(n: int) -> list[dict]:
+    pairs = planted_pairs(n // 2)
+    chat = [t for p in pairs for t in (p.prompt, p.response)]
+    scopes = [str(p.trace) for p in pairs for _ in (0, 1)]
+    text = prose(n)
+    tech = technical_texts(n)
+    rng = random.Random(1)
+    half = text[: n // 2]
+    repeated = half + [rng.choice(half) for _ in range(n - len(half))]
+    rng.shuffle(repeated)
+
+    print(f"{'case':58} {'items':>6} {'texts/s/core':>12} {'cpu s':>7} {'wall s':>7}")
+    rows = []
+    ner, ner_cached, patterns = redactor(True, False), redactor(True, True), redactor(False, False)
+    ner.redact_texts(chat[:20], scopes[:20])  # warm up spaCy
+    for label, texts in (
+        (f"NER on, unique, planted chat ({_avg(chat)} chars, 3-5 names/places)", chat),
+        (f"NER on, unique, prose ({_avg(text)} chars, 1 name)", text),
+        (f"NER on, unique, technical ({_avg(tech)} chars)", tech),
+    ):
+        rows.append(per_core(label, lambda t=texts: ner.redact_texts(t, ["s"] * len(t)), len(texts)))
+    rows.append(
+        per_core(
+            "NER on, prose, 50% repeated (cache)", lambda: ner_cached.redact_texts(repeated, ["s"] * n), n
+        )
+    )
+    for label, texts in (("pattern-only, unique, planted chat", chat), ("pattern-only, unique, prose", text)):
+        rows.append(per_core(label, lambda t=texts: patterns.redact_texts(t, ["s"] * len(t)), len(texts)))
+    return rows
+
+
+def _avg(texts: list[str]) -> int:
+    return round(sum(map(len, texts)) / len(texts))
+
+
+def export_body(pairs, first: int, traces: int) -> bytes:
+    """OTLP/JSON: per trace a CHAIN root (user id) and an LLM span (prompt, answer), like the e2e test."""
+
+    def attr(key, value):
+        return {"key": key, "value": {"stringValue": value}}
+
+    spans = []
+    for p in pairs[first : first + traces]:
+        trace_id = f"{p.trace + 1:032x}"
+        for i, (kind, extra) in enumerate(
+            (("CHAIN", [attr("user.id", p.user_id)]), ("LLM", [attr("input.value", p.prompt), attr("output.value", p.response)]))
+        ):  # fmt: skip
+            spans.append(
+                {
+                    "traceId": trace_id,
+                    "spanId": f"{2 * p.trace + i + 1:016x}",
+                    "name": kind.lower(),
+                    "startTimeUnixNano": "1732500000000000000",
+                    "endTimeUnixNano": "1732500001000000000",
+                    "attributes": [attr("openinference.span.kind", kind), *extra],
+                }
+            )
+    return json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}).encode()
+
+
+def bench_pipeline(n: int) -> list[dict]:
+    pairs = planted_pairs(n)
+    bodies = [export_body(pairs, i, 50) for i in range(0, n, 50)]
+    spans = 2 * n
+    print(
+        f"\n{'pipeline.process_export (decode, normalize, redact, encode)':58} {'spans':>6} {'spans/s/core':>12}"
+    )
+    rows = []
+    pipeline.init_worker(None)
+    pipeline.process_export("traces", bodies[0], Format.JSON, None, time.time_ns(), 1 << 26)  # warm up
+    for label, config in (
+        ("redaction off", None),
+        ("redaction pattern-only", RedactionConfig(ner=False, cache_entries=0)),
+        ("redaction on (NER)", RedactionConfig(cache_entries=0)),
+    ):
+        pipeline.init_worker(config, Path(tempfile.mkdtemp()))
+
+        def run():
+            for body in bodies:
+                pipeline.process_export("traces", body, Format.JSON, None, time.time_ns(), 1 << 26)
+
+        rows.append(per_core(label, run, spans, unit="spans"))
+    pipeline.init_worker(None)
+    return rows
+
+
+def bench_collector(seconds: float) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import ingest  # bench/ingest.py: a real collector, pre-encoded 510-span requests
+
+    print("\nreal collector (bench/ingest.py: grpc, 2 senders, 0 workers)")
+    for redaction in (False, True):
+        r = ingest.run_case("grpc", 2, seconds, redaction, 0)
+        print(f"  redaction {r['redaction']:3}: {r['acked_spans_s']:>10,.0f} spans/s acknowledged")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--collector", action="store_true", help="also run bench/ingest.py cases")
+    parser.add_argument("--seconds", type=float, default=6)
+    args = parser.parse_args()
+    bench_texts(args.texts)
+    bench_pipeline(args.texts)
+    if args.collector:
+        bench_collector(args.seconds)
+
+
+if __name__ == "__main__":
+    main()
