@@ -325,3 +325,17 @@ def trace_documents(con, trace_id: str) -> pd.DataFrame:
         """,
         [trace_id.strip().lower()],
     )
+
+
+# Starting points offered by the dashboard's SQL console (any single read-only SELECT is allowed).
+EXAMPLE_QUERIES: dict[str, str] = {
+    "Requests per service": "SELECT service_name, count(*) AS requests, avg((status = 'ERROR')::INT) AS error_rate\n"
+    "FROM traces GROUP BY 1 ORDER BY 2 DESC",
+    "p95 latency per stage": "SELECT stage, quantile_cont(duration_ms, 0.95) AS p95_ms, count(*) AS spans\n"
+    "FROM spans GROUP BY 1 ORDER BY 2 DESC",
+    "Cache hit rate per layer": "SELECT cache_layer, avg(cache_hit::INT) AS hit_rate, count(*) AS lookups\n"
+    "FROM spans WHERE cache_layer IS NOT NULL GROUP BY 1",
+    "Most retrieved documents": "SELECT doc_id, count(*) AS uses FROM documents WHERE stage = 'retrieve'\n"
+    "GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
+    "Slowest traces": "SELECT trace_id, duration_ms, root_name, model FROM traces ORDER BY duration_ms DESC LIMIT 20",
+}
