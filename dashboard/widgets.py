@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from ragtrail import config as config_mod
 from ragtrail.store import db, queries
 from ragtrail.store.queries import Filters
 
@@ -53,6 +54,16 @@ def _meta(data: str) -> tuple[list[str], datetime | None, datetime | None]:
         return queries.services(con), *queries.time_extent(con)
     finally:
         con.close()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _settings(data: str) -> dict:
+    return config_mod.load(data).extra
+
+
+def settings() -> dict:
+    """The free-form ragtrail.toml sections the dashboard reads: [slo], [prices]."""
+    return _settings(data_dir())
 
 
 def load(name: str, f: Filters, *args) -> pd.DataFrame:

@@ -98,6 +98,98 @@ def overview_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
     )
 
 
+# SLO defaults when ragtrail.toml has no [slo] section (DESIGN: p95 < 1 s search, < 3 s chat).
+DEFAULT_SLO = {"availability": 0.99, "latency_p95_ms": 3000.0}
+BURN_WINDOWS_S = (300, 3600, 6 * 3600)  # multi-window burn rate (SRE workbook: 5 m, 1 h, 6 h)
+
+
+def slo_targets(slo: dict | None, service: str | None = None) -> tuple[float, float]:
+    """(availability target, p95 latency target in ms) for a service from the [slo] table.
+
+    ``latency_p95_ms`` is either one number or a table service -> ms (key "default" for the rest).
+    """
+    slo = slo or {}
+    availability = float(slo.get("availability", DEFAULT_SLO["availability"]))
+    latency = slo.get("latency_p95_ms", DEFAULT_SLO["latency_p95_ms"])
+    if isinstance(latency, dict):
+        latency = latency.get(service or "", latency.get("default", DEFAULT_SLO["latency_p95_ms"]))
+    return availability, float(latency)
+
+
+def burn_rate(error_rate: float, availability: float) -> float:
+    """How fast the error budget burns: 1.0 spends exactly the budget over the SLO period."""
+    budget = max(1e-9, 1.0 - availability)
+    return float(error_rate) / budget
+
+
+def window_error_rates(con, f: Filters, windows_s: tuple[int, ...] = BURN_WINDOWS_S) -> pd.DataFrame:
+    """Error rate over trailing windows that end at the newest trace in the filters' range."""
+    cond, params = f.where()
+    selects = ", ".join(
+        f"count(*) FILTER (WHERE time > newest - to_seconds({int(w)}::BIGINT)) AS n_{int(w)}, "
+        f"avg((status = 'ERROR')::INT) FILTER (WHERE time > newest - to_seconds({int(w)}::BIGINT)) AS e_{int(w)}"
+        for w in windows_s
+    )
+    row = con.execute(
+        f"""
+        WITH t AS (SELECT * FROM traces WHERE {cond}),
+             n AS (SELECT max(time) AS newest FROM t)
+        SELECT {selects} FROM t, n
+        """,
+        params,
+    ).fetchone()
+    return pd.DataFrame(
+        [
+            {"window_s": w, "requests": row[2 * i], "error_rate": row[2 * i + 1]}
+            for i, w in enumerate(windows_s)
+        ]
+    )
+
+
+def slo_by_service(con, f: Filters) -> pd.DataFrame:
+    cond, params = f.where()
+    return _df(
+        con,
+        f"""
+        SELECT service_name, count(*) AS requests, avg((status = 'ERROR')::INT) AS error_rate,
+               quantile_cont(duration_ms, 0.95) AS p95_ms
+        FROM traces WHERE {cond} GROUP BY 1 ORDER BY 1
+        """,
+        params,
+    )
+
+
+def tokens_by_model(con, f: Filters) -> pd.DataFrame:
+    cond, params = f.where()
+    return _df(
+        con,
+        f"""
+        SELECT model, count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens,
+               coalesce(sum(output_tokens), 0) AS output_tokens
+        FROM spans WHERE {cond} AND model IS NOT NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
+        GROUP BY 1 ORDER BY 1
+        """,
+        params,
+    )
+
+
+def with_cost(tokens: pd.DataFrame, prices: dict | None) -> pd.DataFrame:
+    """Add cost = tokens x prices; ``prices`` maps model -> {input_per_1m, output_per_1m} (ragtrail.toml)."""
+    prices = prices or {}
+    out = tokens.copy()
+
+    def price(model: str, key: str) -> float:
+        entry = prices.get(model, prices.get("default", {}))
+        return float(entry.get(key, 0.0)) if isinstance(entry, dict) else 0.0
+
+    out["cost"] = [
+        (r.input_tokens * price(r.model, "input_per_1m") + r.output_tokens * price(r.model, "output_per_1m"))
+        / 1e6
+        for r in out.itertuples()
+    ]
+    return out
+
+
 # --- latency -------------------------------------------------------------------------------------
 
 

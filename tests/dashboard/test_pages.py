@@ -59,6 +59,25 @@ def test_overview_figures_match_sql(page, demo_store):
     assert len(at.get("plotly_chart")) == 3
 
 
+def test_overview_slo_and_cost_match_sql(page, demo_store):
+    at = page("overview")  # ragtrail.toml: availability 0.98, prices 0.5 / 1.5 per 1M tokens
+    error_rate = demo_store.scalar("SELECT avg((status = 'ERROR')::INT) FROM traces")
+    assert metric(at, "Error budget remaining") == f"{100 * (1 - error_rate / 0.02):.2f}%"
+    burn_5m = demo_store.scalar(
+        "SELECT avg((status = 'ERROR')::INT) FROM traces "
+        "WHERE time > (SELECT max(time) FROM traces) - INTERVAL 5 MINUTE"
+    )
+    assert metric(at, "Burn rate 5m") == f"{burn_5m / 0.02:.2f}x"
+    tokens_in, tokens_out = demo_store.sql(
+        "SELECT sum(input_tokens), sum(output_tokens) FROM spans WHERE model IS NOT NULL"
+    )[0]
+    assert tokens_in > 0
+    assert metric(at, "Cost (tokens x [prices])") == f"${(tokens_in * 0.5 + tokens_out * 1.5) / 1e6:,.4f}"
+    per_service = at.dataframe[0].value.set_index("service_name")
+    assert per_service.loc["search-rag", "p95_target_ms"] == 1000
+    assert per_service.loc["support-rag", "p95_target_ms"] == 3000
+
+
 def test_service_filter_changes_the_overview(page, demo_store):
     at = page("overview")
     at.sidebar.multiselect(key="services").select("search-rag").run()
