@@ -45,7 +45,8 @@ def dashboard(data_dir, host, port, insecure_expose) -> None:
     env = {**os.environ, DATA_ENV: str(cfg.data_dir)}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+           "--client.toolbarMode", "viewer"]  # fmt: skip
     try:
         raise SystemExit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
