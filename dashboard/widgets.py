@@ -1,0 +1,126 @@
+"""Shared dashboard pieces: the data directory, the sidebar filters and cached query loading."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from ragtrail import config as config_mod
+from ragtrail.store import db, queries
+from ragtrail.store.queries import Filters
+
+DATA_ENV = "RAGTRAIL_DATA"
+TTL_S = 15  # query results are cached this long: new data shows within TTL_S seconds
+RANGES: dict[str, timedelta | None] = {
+    "All": None,
+    "Last 15 minutes": timedelta(minutes=15),
+    "Last 1 hour": timedelta(hours=1),
+    "Last 6 hours": timedelta(hours=6),
+    "Last 24 hours": timedelta(hours=24),
+    "Last 7 days": timedelta(days=7),
+}
+NICE_BUCKETS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 6 * 3600, 86400)
+
+
+def data_dir() -> str:
+    return os.environ.get(DATA_ENV, "./ragtrail-data")
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _load(data: str, name: str, start, end, services: tuple[str, ...], args: tuple) -> pd.DataFrame:
+    con = db.connect(data)
+    try:
+        return getattr(queries, name)(con, Filters(start, end, services), *args)
+    finally:
+        con.close()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _load_trace(data: str, name: str, trace_id: str) -> pd.DataFrame:
+    con = db.connect(data)
+    try:
+        return getattr(queries, name)(con, trace_id)
+    finally:
+        con.close()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _meta(data: str) -> tuple[list[str], datetime | None, datetime | None]:
+    con = db.connect(data)
+    try:
+        return queries.services(con), *queries.time_extent(con)
+    finally:
+        con.close()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _settings(data: str) -> dict:
+    return config_mod.load(data).extra
+
+
+def settings() -> dict:
+    """The free-form ragtrail.toml sections the dashboard reads: [slo], [prices]."""
+    return _settings(data_dir())
+
+
+def load(name: str, f: Filters, *args) -> pd.DataFrame:
+    """``queries.<name>(con, f, *args)``, cached for TTL_S seconds."""
+    return _load(data_dir(), name, f.start, f.end, f.services, args)
+
+
+def load_trace(name: str, trace_id: str) -> pd.DataFrame:
+    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents), cached."""
+    return _load_trace(data_dir(), name, trace_id)
+
+
+def search(f: Filters, **criteria) -> pd.DataFrame:
+    return _search(data_dir(), f.start, f.end, f.services, tuple(sorted(criteria.items())))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _search(data: str, start, end, services, criteria: tuple) -> pd.DataFrame:
+    con = db.connect(data)
+    try:
+        return queries.search_traces(con, Filters(start, end, services), **dict(criteria))
+    finally:
+        con.close()
+
+
+def bucket_for(start: datetime | None, end: datetime | None, points: int = 60) -> int:
+    """A round bucket size giving about ``points`` points over [start, end]."""
+    if start is None or end is None:
+        return 60
+    span_s = max(1.0, (end - start).total_seconds())
+    return next((b for b in NICE_BUCKETS_S if span_s / b <= points), NICE_BUCKETS_S[-1])
+
+
+def sidebar() -> tuple[Filters, int]:
+    """Render the shared sidebar; returns the filters and the time-bucket size in seconds."""
+    services, first, last = _meta(data_dir())
+    with st.sidebar:
+        st.caption(f"Store: `{data_dir()}`")
+        label = st.selectbox("Time range", list(RANGES), key="range")
+        chosen = st.multiselect("Service", services, key="services", placeholder="All services")
+        if st.button("Refresh", key="refresh"):
+            st.cache_data.clear()
+    span = RANGES[label]
+    if span is None:
+        start, end = None, None
+        bucket = bucket_for(first, last)
+    else:
+        # Round "now" to the minute so cached results are reused across reruns within it.
+        now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) + timedelta(minutes=1)
+        start, end = now - span, now
+        bucket = bucket_for(start, end)
+    return Filters(start, end, tuple(chosen)), bucket
+
+
+def fmt_ms(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:,.0f} ms"
+
+
+def fmt_pct(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{100 * value:.2f}%"
