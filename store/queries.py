@@ -387,6 +387,32 @@ def pii_counts(con, f: Filters) -> pd.DataFrame:
     )
 
 
+def quality_by_variant(con, f: Filters) -> pd.DataFrame:
+    cond, params = f.where("q.time", "q.service_name", level=None)
+    return _df(
+        con,
+        f"""
+        SELECT coalesce(t.variant, '(none)') AS variant, q.metric, count(*) AS scores, avg(q.score) AS mean_score
+        FROM quality q JOIN traces t USING (trace_id) WHERE {cond} GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        params,
+    )
+
+
+def requests_per_user(con, f: Filters, limit: int = 20) -> pd.DataFrame:
+    """The busiest users (pseudonyms once redaction is on): requests, errors, first and last seen."""
+    cond, params = f.where(level="traces")
+    return _df(
+        con,
+        f"""
+        SELECT user_id, count(*) AS requests, count(*) FILTER (WHERE status = 'ERROR') AS errors,
+               min(time) AS first_seen, max(time) AS last_seen
+        FROM traces WHERE {cond} AND user_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?
+        """,
+        [*params, int(limit)],
+    )
+
+
 # --- variants ------------------------------------------------------------------------------------
 
 

@@ -105,6 +105,15 @@ def test_environment_filter(page, demo_store):
     assert metric(at, "Requests") == f"{demo_store.scalar('SELECT count(*) FROM traces'):,}"
 
 
+def test_quality_page_lists_the_busiest_users(page, demo_store):
+    at = page("quality")
+    users = at.dataframe[-1].value
+    expected = demo_store.sql(
+        "SELECT user_id, count(*) FROM traces WHERE user_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"
+    )
+    assert list(zip(users["user_id"], users["requests"], strict=True)) == expected
+
+
 def test_wilson_interval():
     lo, hi = queries.wilson_interval(0, 50)
     assert lo == 0 and 0.05 < hi < 0.08  # zero errors in 50 still leaves up to ~7%
