@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -13,7 +14,8 @@ from ragtrail.store import db, queries
 from ragtrail.store.queries import Filters
 
 DATA_ENV = "RAGTRAIL_DATA"
-TTL_S = 15  # query results are cached this long: new data shows within TTL_S seconds
+TTL_S = 15
+AUTO_REFRESH_S = 30  # query results are cached this long: new data shows within TTL_S seconds
 RANGES: dict[str, timedelta | None] = {
     "All": None,
     "Last 15 minutes": timedelta(minutes=15),
@@ -30,10 +32,10 @@ def data_dir() -> str:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def _load(data: str, name: str, start, end, services: tuple[str, ...], args: tuple) -> pd.DataFrame:
+def _load(data: str, name: str, f: tuple, args: tuple) -> pd.DataFrame:
     con = db.connect(data)
     try:
-        return getattr(queries, name)(con, Filters(start, end, services), *args)
+        return getattr(queries, name)(con, Filters(*f), *args)
     finally:
         con.close()
 
@@ -48,10 +50,10 @@ def _load_trace(data: str, name: str, trace_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def _meta(data: str) -> tuple[list[str], datetime | None, datetime | None]:
+def _meta(data: str) -> tuple[dict[str, list[str]], datetime | None, datetime | None]:
     con = db.connect(data)
     try:
-        return queries.services(con), *queries.time_extent(con)
+        return queries.filter_values(con), *queries.time_extent(con)
     finally:
         con.close()
 
@@ -68,7 +70,7 @@ def settings() -> dict:
 
 def load(name: str, f: Filters, *args) -> pd.DataFrame:
     """``queries.<name>(con, f, *args)``, cached for TTL_S seconds."""
-    return _load(data_dir(), name, f.start, f.end, f.services, args)
+    return _load(data_dir(), name, astuple(f), args)
 
 
 def load_trace(name: str, trace_id: str) -> pd.DataFrame:
@@ -77,14 +79,14 @@ def load_trace(name: str, trace_id: str) -> pd.DataFrame:
 
 
 def search(f: Filters, **criteria) -> pd.DataFrame:
-    return _search(data_dir(), f.start, f.end, f.services, tuple(sorted(criteria.items())))
+    return _search(data_dir(), astuple(f), tuple(sorted(criteria.items())))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def _search(data: str, start, end, services, criteria: tuple) -> pd.DataFrame:
+def _search(data: str, f: tuple, criteria: tuple) -> pd.DataFrame:
     con = db.connect(data)
     try:
-        return queries.search_traces(con, Filters(start, end, services), **dict(criteria))
+        return queries.search_traces(con, Filters(*f), **dict(criteria))
     finally:
         con.close()
 
@@ -99,13 +101,17 @@ def bucket_for(start: datetime | None, end: datetime | None, points: int = 60) -
 
 def sidebar() -> tuple[Filters, int]:
     """Render the shared sidebar; returns the filters and the time-bucket size in seconds."""
-    services, first, last = _meta(data_dir())
+    values, first, last = _meta(data_dir())
     with st.sidebar:
         st.caption(f"Store: `{data_dir()}`")
         label = st.selectbox("Time range", list(RANGES), key="range")
-        chosen = st.multiselect("Service", services, key="services", placeholder="All services")
+        chosen = st.multiselect("Service", values["service_name"], key="services", placeholder="All services")
+        envs = st.multiselect("Environment", values["environment"], key="environments", placeholder="All")
+        arms = st.multiselect("Variant", values["variant"], key="variants", placeholder="All")
         if st.button("Refresh", key="refresh"):
             st.cache_data.clear()
+        if st.toggle(f"Auto-refresh every {AUTO_REFRESH_S} s", key="auto_refresh"):
+            _auto_refresh()
     span = RANGES[label]
     if span is None:
         start, end = None, None
@@ -115,7 +121,16 @@ def sidebar() -> tuple[Filters, int]:
         now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) + timedelta(minutes=1)
         start, end = now - span, now
         bucket = bucket_for(start, end)
-    return Filters(start, end, tuple(chosen)), bucket
+    return Filters(start, end, tuple(chosen), tuple(envs), tuple(arms)), bucket
+
+
+@st.fragment(run_every=AUTO_REFRESH_S)
+def _auto_refresh() -> None:
+    """Rerun the whole page every AUTO_REFRESH_S seconds (the fragment's first run is the page's own)."""
+    if st.session_state.get("_refresh_armed"):
+        st.cache_data.clear()
+        st.rerun(scope="app")
+    st.session_state["_refresh_armed"] = True
 
 
 def fmt_ms(value) -> str:

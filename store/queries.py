@@ -20,9 +20,19 @@ class Filters:
     start: datetime | None = None
     end: datetime | None = None
     services: tuple[str, ...] = field(default_factory=tuple)
+    environments: tuple[str, ...] = field(default_factory=tuple)
+    variants: tuple[str, ...] = field(default_factory=tuple)
 
-    def where(self, time_col: str = "time", service_col: str | None = "service_name") -> tuple[str, list]:
-        """A SQL condition (never empty) and its parameters."""
+    def where(
+        self, time_col: str = "time", service_col: str | None = "service_name", level: str | None = "spans"
+    ) -> tuple[str, list]:
+        """A SQL condition (never empty) and its parameters.
+
+        ``level`` says how environment and variant apply: "traces" (columns of the traces view,
+        optionally qualified: "t."), "spans" (environment on every span; variant is set on some
+        spans of a trace, so it selects whole traces), None for tables without them (documents,
+        content, quality, gpu), which those filters then skip.
+        """
         parts, params = ["true"], []
         if self.start is not None:
             parts.append(f"{time_col} >= ?")
@@ -31,9 +41,26 @@ class Filters:
             parts.append(f"{time_col} < ?")
             params.append(self.end)
         if self.services and service_col:
-            parts.append(f"{service_col} IN ({', '.join('?' for _ in self.services)})")
+            parts.append(f"{service_col} IN ({_marks(self.services)})")
             params.extend(self.services)
+        if level is not None:
+            prefix = level.removeprefix("traces") if level.startswith("traces") else ""
+            if self.environments:
+                parts.append(f"{prefix}environment IN ({_marks(self.environments)})")
+                params.extend(self.environments)
+            if self.variants and level == "spans":
+                parts.append(
+                    f"trace_id IN (SELECT trace_id FROM spans WHERE variant IN ({_marks(self.variants)}))"
+                )
+                params.extend(self.variants)
+            elif self.variants:
+                parts.append(f"{prefix}variant IN ({_marks(self.variants)})")
+                params.extend(self.variants)
         return " AND ".join(parts), params
+
+
+def _marks(values) -> str:
+    return ", ".join("?" for _ in values)
 
 
 def _df(con, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -52,6 +79,15 @@ def services(con) -> list[str]:
     return [r[0] for r in rows.fetchall()]
 
 
+def filter_values(con) -> dict[str, list[str]]:
+    """The values the sidebar offers: services, environments and variants seen in the spans."""
+    out = {}
+    for column in ("service_name", "environment", "variant"):
+        rows = con.execute(f"SELECT DISTINCT {column} FROM spans WHERE {column} IS NOT NULL ORDER BY 1")
+        out[column] = [r[0] for r in rows.fetchall()]
+    return out
+
+
 def time_extent(con) -> tuple[datetime | None, datetime | None]:
     return con.execute("SELECT min(time), max(time) FROM spans").fetchone()
 
@@ -61,7 +97,7 @@ def time_extent(con) -> tuple[datetime | None, datetime | None]:
 
 def overview(con, f: Filters) -> pd.DataFrame:
     """One row: requests, errors, error_rate, request rate per second, p50/p95/p99 of duration_ms."""
-    cond, params = f.where()
+    cond, params = f.where(level="traces")
     return _df(
         con,
         f"""
@@ -82,7 +118,7 @@ def overview(con, f: Filters) -> pd.DataFrame:
 
 
 def overview_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
-    cond, params = f.where()
+    cond, params = f.where(level="traces")
     return _df(
         con,
         f"""
@@ -124,7 +160,7 @@ def burn_rate(error_rate: float, availability: float) -> float:
 
 def window_error_rates(con, f: Filters, windows_s: tuple[int, ...] = BURN_WINDOWS_S) -> pd.DataFrame:
     """Error rate over trailing windows that end at the newest trace in the filters' range."""
-    cond, params = f.where()
+    cond, params = f.where(level="traces")
     selects = ", ".join(
         f"count(*) FILTER (WHERE time > newest - to_seconds({int(w)}::BIGINT)) AS n_{int(w)}, "
         f"avg((status = 'ERROR')::INT) FILTER (WHERE time > newest - to_seconds({int(w)}::BIGINT)) AS e_{int(w)}"
@@ -147,7 +183,7 @@ def window_error_rates(con, f: Filters, windows_s: tuple[int, ...] = BURN_WINDOW
 
 
 def slo_by_service(con, f: Filters) -> pd.DataFrame:
-    cond, params = f.where()
+    cond, params = f.where(level="traces")
     return _df(
         con,
         f"""
@@ -220,7 +256,7 @@ def stage_latency_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
 
 
 def slowest_traces(con, f: Filters, limit: int = 20) -> pd.DataFrame:
-    cond, params = f.where()
+    cond, params = f.where(level="traces")
     return _df(
         con,
         f"""
@@ -281,7 +317,7 @@ def cache_hit_rate_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
 
 
 def gpu_over_time(con, f: Filters) -> pd.DataFrame:
-    cond, params = f.where(service_col=None)  # GPU samples come from agents, not the RAG services
+    cond, params = f.where(service_col=None, level=None)  # GPU samples come from agents, not the RAG services
     return _df(
         con,
         f"""
@@ -311,7 +347,7 @@ def generate_latency_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
 
 
 def quality_summary(con, f: Filters) -> pd.DataFrame:
-    cond, params = f.where()
+    cond, params = f.where(level=None)
     return _df(
         con,
         f"""
@@ -323,7 +359,7 @@ def quality_summary(con, f: Filters) -> pd.DataFrame:
 
 
 def quality_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
-    cond, params = f.where()
+    cond, params = f.where(level=None)
     return _df(
         con,
         f"""
@@ -336,7 +372,7 @@ def quality_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
 
 def pii_counts(con, f: Filters) -> pd.DataFrame:
     """Entities found by redaction: content.pii is a JSON object entity type -> count."""
-    cond, params = f.where()
+    cond, params = f.where(level=None)
     return _df(
         con,
         f"""
@@ -351,11 +387,37 @@ def pii_counts(con, f: Filters) -> pd.DataFrame:
     )
 
 
+def quality_by_variant(con, f: Filters) -> pd.DataFrame:
+    cond, params = f.where("q.time", "q.service_name", level=None)
+    return _df(
+        con,
+        f"""
+        SELECT coalesce(t.variant, '(none)') AS variant, q.metric, count(*) AS scores, avg(q.score) AS mean_score
+        FROM quality q JOIN traces t USING (trace_id) WHERE {cond} GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        params,
+    )
+
+
+def requests_per_user(con, f: Filters, limit: int = 20) -> pd.DataFrame:
+    """The busiest users (pseudonyms once redaction is on): requests, errors, first and last seen."""
+    cond, params = f.where(level="traces")
+    return _df(
+        con,
+        f"""
+        SELECT user_id, count(*) AS requests, count(*) FILTER (WHERE status = 'ERROR') AS errors,
+               min(time) AS first_seen, max(time) AS last_seen
+        FROM traces WHERE {cond} AND user_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?
+        """,
+        [*params, int(limit)],
+    )
+
+
 # --- variants ------------------------------------------------------------------------------------
 
 
 def variants(con, f: Filters) -> pd.DataFrame:
-    cond, params = f.where()
+    cond, params = f.where(level="traces")
     return _df(
         con,
         f"""
@@ -370,13 +432,35 @@ def variants(con, f: Filters) -> pd.DataFrame:
     )
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound for small n and rates near 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def with_error_ci(table: pd.DataFrame) -> pd.DataFrame:
+    """Add error_rate_lo / error_rate_hi (95% Wilson) from ``requests`` and ``error_rate``."""
+    out = table.copy()
+    bounds = [
+        wilson_interval(round(r * n), n) for r, n in zip(out["error_rate"], out["requests"], strict=True)
+    ]
+    out["error_rate_lo"] = [b[0] for b in bounds]
+    out["error_rate_hi"] = [b[1] for b in bounds]
+    return out
+
+
 # --- audit ---------------------------------------------------------------------------------------
 
 
 def search_traces(
     con, f: Filters, *, trace_id: str = "", user_id: str = "", doc_id: str = "", limit: int = 200
 ) -> pd.DataFrame:
-    cond, params = f.where("t.time", "t.service_name")
+    cond, params = f.where("t.time", "t.service_name", "traces.t.")
     if trace_id.strip():
         cond += " AND t.trace_id = ?"
         params.append(trace_id.strip().lower())

@@ -1,5 +1,7 @@
 """Audit: find answers by trace id, user pseudonym or document id; show one answer's full trail."""
 
+import io
+
 import streamlit as st
 
 from ragtrail.dashboard import widgets as w
@@ -28,7 +30,7 @@ st.subheader("Documents")
 st.dataframe(documents, hide_index=True, key="documents")
 st.subheader("All recorded content")
 st.dataframe(content, hide_index=True, key="content")
-d1, d2 = st.columns(2)
+d1, d2, d3 = st.columns(3)
 d1.download_button("Content as CSV", content.to_csv(index=False), f"{chosen}-content.csv", key="dl_csv")
 d2.download_button(
     "Content as JSONL",
@@ -36,3 +38,6 @@ d2.download_button(
     f"{chosen}-content.jsonl",
     key="dl_jsonl",
 )
+parquet = io.BytesIO()
+content.to_parquet(parquet, index=False)
+d3.download_button("Content as Parquet", parquet.getvalue(), f"{chosen}-content.parquet", key="dl_parquet")

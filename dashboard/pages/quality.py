@@ -18,6 +18,7 @@ else:
         px.line(series, x="bucket", y="mean_score", color="metric", title="Mean score over time"),
         key="scores",
     )
+    st.dataframe(w.load("quality_by_variant", f), hide_index=True, key="by_variant")
 st.subheader("PII found by redaction")
 pii = w.load("pii_counts", f)
 if pii.empty:
@@ -25,3 +26,5 @@ if pii.empty:
 else:
     st.metric("PII entities redacted", f"{int(pii['count'].sum()):,}")
     st.plotly_chart(px.bar(pii, x="entity", y="count", title="Entities by type"), key="pii")
+st.subheader("Busiest users (pseudonyms)")
+st.dataframe(w.load("requests_per_user", f, 20), hide_index=True, key="users")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 import sys
 from importlib import resources
 
@@ -47,7 +46,7 @@ def dashboard(data_dir, host, port, insecure_expose) -> None:
            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
            "--client.toolbarMode", "viewer"]  # fmt: skip
-    try:
-        raise SystemExit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        pass
+    # Become streamlit (exec, not a child): signals sent to `ragtrail dashboard` (Ctrl-C, a
+    # supervisor's SIGTERM, `ragtrail up` stopping its children) reach the server itself.
+    sys.stdout.flush()
+    os.execve(sys.executable, cmd, env)

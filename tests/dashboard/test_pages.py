@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ragtrail.dashboard import widgets
+from ragtrail.store import queries
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 PAGES = sorted(p.stem for p in (DASHBOARD / "pages").glob("*.py") if p.stem != "__init__")
@@ -87,6 +88,39 @@ def test_service_filter_changes_the_overview(page, demo_store):
     assert metric(at, "Requests") == f"{n:,}"
 
 
+def test_variant_filter_selects_whole_traces_on_span_pages(page, demo_store):
+    at = page("caches")
+    at.sidebar.multiselect(key="variants").select("canary").run()
+    assert not at.exception
+    rate = demo_store.scalar(
+        "SELECT avg(cache_hit::INT) FROM spans WHERE cache_layer = 'context' AND trace_id IN "
+        "(SELECT trace_id FROM spans WHERE variant = 'canary')"
+    )
+    assert metric(at, "context hit rate") == f"{100 * rate:.2f}%"
+
+
+def test_environment_filter(page, demo_store):
+    at = page("overview")
+    at.sidebar.multiselect(key="environments").select("demo").run()
+    assert metric(at, "Requests") == f"{demo_store.scalar('SELECT count(*) FROM traces'):,}"
+
+
+def test_quality_page_lists_the_busiest_users(page, demo_store):
+    at = page("quality")
+    users = at.dataframe[-1].value
+    expected = demo_store.sql(
+        "SELECT user_id, count(*) FROM traces WHERE user_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"
+    )
+    assert list(zip(users["user_id"], users["requests"], strict=True)) == expected
+
+
+def test_wilson_interval():
+    lo, hi = queries.wilson_interval(0, 50)
+    assert lo == 0 and 0.05 < hi < 0.08  # zero errors in 50 still leaves up to ~7%
+    lo, hi = queries.wilson_interval(50, 100)
+    assert lo == pytest.approx(0.404, abs=1e-3) and hi == pytest.approx(0.596, abs=1e-3)
+
+
 def test_latency_stages_slowest_and_waterfall(page, demo_store):
     at = page("latency")
     stages = demo_store.scalar("SELECT count(DISTINCT stage) FROM spans")
@@ -146,7 +180,7 @@ def test_audit_finds_the_answers_that_used_a_document(page, demo_store):
     docs = at.dataframe[1].value
     assert doc_id in set(docs["doc_id"])
     assert len(docs) == demo_store.scalar(f"SELECT count(*) FROM documents WHERE trace_id = '{chosen}'")
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 3  # CSV, JSONL, Parquet
 
 
 def test_sql_console_runs_read_only_queries(page, demo_store):
