@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ragtrail.cli import collector_cmd, demo_cmd, sql_cmd, up_cmd
+from ragtrail.cli import collector_cmd, dashboard_cmd, demo_cmd, sql_cmd, up_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,5 +16,12 @@ def main() -> None:
     """ragtrail: observability and audit for LLM / RAG pipelines."""
 
 
-for _command in (collector_cmd.collector, sql_cmd.sql, up_cmd.up, demo_cmd.demo, demo_cmd.gpu_agent):
+for _command in (
+    collector_cmd.collector,
+    sql_cmd.sql,
+    up_cmd.up,
+    demo_cmd.demo,
+    demo_cmd.gpu_agent,
+    dashboard_cmd.dashboard,
+):
     main.add_command(_command)

@@ -1,0 +1,96 @@
+"""A real browser (Playwright driving Debian's /usr/bin/chromium) on a running `ragtrail dashboard`.
+
+Opens each page, waits for its charts or tables, asserts no Streamlit exception box and saves a
+screenshot (into $RAGTRAIL_SCREENSHOTS when set, e.g. docs/screenshots, else the test's tmp dir).
+Browsers are never downloaded: without /usr/bin/chromium (`apt-get install -y chromium`) this skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, free_port, wait_until
+
+CHROMIUM = Path("/usr/bin/chromium")
+# url path -> (title shown, what must appear once the page has run)
+PAGES = {
+    "": ("Overview", '[data-testid="stPlotlyChart"]'),
+    "latency": ("Latency", '[data-testid="stPlotlyChart"]'),
+    "caches": ("Caches", '[data-testid="stPlotlyChart"]'),
+    "gpu": ("GPU & serving", '[data-testid="stPlotlyChart"]'),
+    "quality": ("Quality & safety", '[data-testid="stAlert"], [data-testid="stPlotlyChart"]'),
+    "variants": ("Variants", '[data-testid="stPlotlyChart"]'),
+    "audit": ("Audit", '[data-testid="stDataFrame"]'),
+    "sql": ("SQL", '[data-testid="stPlotlyChart"]'),
+}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no /usr/bin/chromium (apt-get install -y chromium); browsers are never downloaded",
+)
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(demo_store, tmp_path_factory):
+    port = free_port()
+    log = (tmp_path_factory.mktemp("dashboard") / "dashboard.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ragtrail.cli", "dashboard", "--data", str(demo_store.data_dir), "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        if proc.poll() is not None:
+            raise RuntimeError(f"dashboard exited with {proc.returncode}")
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
+            return resp.status == 200
+
+    try:
+        wait_until(healthy, timeout=30, what="dashboard health")
+        yield url
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_every_page_in_a_browser(browser, dashboard_url, tmp_path):
+    """One browser session walks every page through the sidebar navigation, as a person would."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    out = Path(os.environ.get("RAGTRAIL_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    page.goto(dashboard_url)
+    try:
+        for path, (title, ready) in PAGES.items():
+            if path:  # the overview is the landing page
+                page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+                page.wait_for_url(f"{dashboard_url}/{path}", timeout=10_000)
+            page.get_by_role("heading", name=title, exact=True).wait_for(timeout=20_000)
+            page.locator(ready).first.wait_for(timeout=20_000)
+            page.wait_for_function(
+                "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=20_000
+            )  # the script run has finished
+            assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {title}"
+            page.screenshot(path=str(out / f"{path or 'overview'}.png"))
+    finally:
+        page.close()
