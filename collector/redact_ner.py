@@ -141,8 +141,11 @@ class NerDetector:
         """NER findings per text, running the model once over every window of the batch."""
         jobs = [(text[lo:hi], (i, lo)) for i, text in enumerate(texts) for lo, hi in windows[i]]
         out: list[list[Finding]] = [[] for _ in texts]
+        if "PERSON" in self.entities:
+            for i, text in enumerate(texts):
+                out[i] += self._addressed(text)
         if not jobs:
-            return out
+            return [_disjoint(found) for found in out]
         for window, artifacts, (i, offset) in self._engine.process_batch(
             jobs, "en", batch_size=64, as_tuples=True
         ):
@@ -153,6 +156,16 @@ class NerDetector:
                     entity = _retype(text, start, r.entity_type)
                     if entity in self.entities:
                         out[i].append((start, end, entity))
+        return [_disjoint(found) for found in out]
+
+    def _addressed(self, text: str) -> list[Finding]:
+        """Title-case words right after a salutation or honorific ("Thanks Gregory Smith", "Dear
+        Ms Ortese"): the model's weakest spot, and the surest sign of a person."""
+        out = []
+        for m in _ADDRESSED.finditer(text):
+            start, end = _extend(text, m.start(1), m.end(1))
+            if self._is_name(text, start, end):
+                out.append((start, end, "PERSON"))
         return out
 
     def _is_name(self, text: str, start: int, end: int) -> bool:
@@ -187,6 +200,10 @@ def _capitalized(part: str) -> bool:
 
 _ELIDED = re.compile(r"^[A-Z]['’](?=[A-Z])")
 _NAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Di|Da|Du|La|Le|Van|Von|Fitz)(?=[A-Z])")
+_ADDRESSED = re.compile(
+    r"\b(?:Dear|Hi|Hello|Hey|Thanks|Thank you|Sorry|Welcome|Congratulations|Mr|Mrs|Ms|Mx|Dr|Prof)\.?,?\s+"
+    r"([^\W\d_][\w'’-]*)"
+)
 _LEAD_WORD = re.compile(r"(\w+)\s+")
 _NOT_NAME_WORDS = STOP_WORDS | {
     "sorry",
@@ -200,6 +217,15 @@ _NOT_NAME_WORDS = STOP_WORDS | {
     "welcome",
 }
 _NEXT_WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
+
+
+def _disjoint(found: list[Finding]) -> list[Finding]:
+    """Longest first among overlapping findings (a salutation match and the model's own span)."""
+    kept: list[Finding] = []
+    for f in sorted(found, key=lambda f: (f[0], f[0] - f[1])):
+        if not kept or f[0] >= kept[-1][1]:
+            kept.append(f)
+    return kept
 
 
 def _opens_sentence(text: str, start: int) -> bool:
