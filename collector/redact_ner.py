@@ -41,7 +41,10 @@ _LABELS = {
     "FAC": "LOCATION",
     "ORG": "ORGANIZATION",
 }
-_PLACE_BEFORE = re.compile(r"(?i)\b(?:in|from|to|at|near|of|the|live|lives|city|town)\s+$")
+_PLACE_BEFORE = re.compile(
+    r"(?i)\b(?:in|at|near|around|from the|city of|town of|village of"
+    r"|(?:moved|moving|relocated|travell?ed|flew|drove|went|going|back) to)\s+$"
+)
 
 # A word not glued to code punctuation; a Title-case one (_title_word) is where a name can start.
 _WORD = re.compile(r"(?<![\w.@/\\$-])[^\W\d_]{2,}(?:['’-][^\W\d_]+)*(?![\w@(/\\]|\.\w)")
@@ -122,30 +125,30 @@ class NerDetector:
     def name_spans(self, text: str, longest: int = 4) -> list[tuple[int, int]]:
         """Every run of 1..``longest`` adjacent Title-case words, longest first: where a name
         already known in the trace could be written again."""
-        words = [
-            m.span() for m in _WORD.finditer(text) if m.group(0)[0].isupper() and _title_word(m.group(0))
-        ]
-        runs: list[list[tuple[int, int]]] = []
-        for span in words:
-            if runs and text[runs[-1][-1][1] : span[0]].isspace():
-                runs[-1].append(span)
-            else:
-                runs.append([span])
         spans = []
-        for run in runs:
+        for run in _title_runs(text):
             for n in range(min(longest, len(run)), 0, -1):
                 spans += [(run[i][0], run[i + n - 1][1]) for i in range(len(run) - n + 1)]
         return spans
+
+    def _mid_sentence_names(self, text: str) -> list[Finding]:
+        """Two to four adjacent Title-case words inside a sentence ("the refund for Sonia Hansen is
+        scheduled"): a proper name the model did not label. Runs opening a sentence or a line
+        (headings, "Getting Started") are left to the model."""
+        out = []
+        for run in _title_runs(text):
+            words = [w for w in run if text[w[0] : w[1]] not in self._allow]
+            if len(words) != len(run) or not 2 <= len(run) <= 4 or _opens_sentence(text, run[0][0]):
+                continue
+            start, end = run[0][0], run[-1][1]
+            if self._is_name(text, start, end):
+                out.append((start, end, _retype(text, start, "ORGANIZATION")))
+        return out
 
     def find(self, texts: Sequence[str], windows: Sequence[list[tuple[int, int]]]) -> list[list[Finding]]:
         """NER findings per text, running the model once over every window of the batch."""
         jobs = [(text[lo:hi], (i, lo)) for i, text in enumerate(texts) for lo, hi in windows[i]]
         out: list[list[Finding]] = [[] for _ in texts]
-        if "PERSON" in self.entities:
-            for i, text in enumerate(texts):
-                out[i] += self._addressed(text)
-        if not jobs:
-            return [_disjoint(found) for found in out]
         for window, artifacts, (i, offset) in self._engine.process_batch(
             jobs, "en", batch_size=64, as_tuples=True
         ):
@@ -156,6 +159,9 @@ class NerDetector:
                     entity = _retype(text, start, r.entity_type)
                     if entity in self.entities:
                         out[i].append((start, end, entity))
+        if "PERSON" in self.entities:  # rules after the model: on a tie the model's label wins
+            for i, text in enumerate(texts):
+                out[i] += self._addressed(text) + self._mid_sentence_names(text)
         return [_disjoint(found) for found in out]
 
     def _addressed(self, text: str) -> list[Finding]:
@@ -171,7 +177,7 @@ class NerDetector:
     def _is_name(self, text: str, start: int, end: int) -> bool:
         value = text[start:end]
         words = value.split()
-        if not words or _NOT_A_NAME.search(value) or value in self._allow:
+        if not words or "\n" in value or _NOT_A_NAME.search(value) or value in self._allow:
             return False  # a multi-word span with an allowed word ("Taylor Swift") is still a name
         if not all(_title_word(w) or w in _PARTICLES for w in words):
             return False  # names are Title case: not code, prose, acronyms (GPU) or units (GiB)
@@ -219,6 +225,20 @@ _NOT_NAME_WORDS = STOP_WORDS | {
 _NEXT_WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
 
 
+def _title_runs(text: str) -> list[list[tuple[int, int]]]:
+    """Spans of Title-case words, grouped into runs separated by spaces (not line breaks)."""
+    runs: list[list[tuple[int, int]]] = []
+    for m in _WORD.finditer(text):
+        if not (m.group(0)[0].isupper() and _title_word(m.group(0))):
+            continue
+        gap = text[runs[-1][-1][1] : m.start()] if runs else ""
+        if gap.isspace() and "\n" not in gap:
+            runs[-1].append(m.span())
+        else:
+            runs.append([m.span()])
+    return runs
+
+
 def _disjoint(found: list[Finding]) -> list[Finding]:
     """Longest first among overlapping findings (a salutation match and the model's own span)."""
     kept: list[Finding] = []
@@ -230,7 +250,7 @@ def _disjoint(found: list[Finding]) -> list[Finding]:
 
 def _opens_sentence(text: str, start: int) -> bool:
     before = text[max(0, start - 4) : start].rstrip()
-    return not before or before[-1] in ".!?:;\n\"'([{*-•>"
+    return not before or before[-1] in ".!?:;\n\"'([{*-•>#|"
 
 
 def _next_word(text: str, end: int) -> str:
@@ -253,10 +273,10 @@ def _extend(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _retype(text: str, start: int, entity: str) -> str:
-    """A name-shaped ORG after "in / from / at …" is a place, otherwise most likely a person."""
+    """A name-shaped ORG after "in / at / from the …" is a place, otherwise most likely a person."""
     if entity != "ORGANIZATION":
         return entity
-    return "LOCATION" if _PLACE_BEFORE.search(text, max(0, start - 12), start) else "PERSON"
+    return "LOCATION" if _PLACE_BEFORE.search(text, max(0, start - 16), start) else "PERSON"
 
 
 _PARTICLES = frozenset(

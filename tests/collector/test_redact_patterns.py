@@ -71,6 +71,18 @@ def test_names_found_once_are_redacted_everywhere_in_the_trace(shared):
     assert "Gregory" not in b.text and "Smith" not in b.text
 
 
+def test_names_the_model_misses_are_caught_by_context(shared):
+    texts = [
+        "answered: Thanks Ettore Villarosa, the refund is scheduled.",  # after a salutation
+        "the refund for Sonia Hansen is scheduled",  # two Title-case words inside a sentence
+        "## Getting Started Guide\nInstall the package and run it.",  # a heading is not a name
+    ]
+    a, b, c = shared.redact_texts(texts, ["m1", "m2", "m3"])
+    assert a.text == "answered: Thanks <PERSON_1>, the refund is scheduled."
+    assert b.text == "the refund for <PERSON_1> is scheduled"
+    assert c.text == texts[2]
+
+
 def test_digit_runs_need_a_validator_or_context(shared):
     kept = [
         "epoch 1732518930 and 1732518930123 ms",  # timestamps: not NANP, not a card network
