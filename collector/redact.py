@@ -248,9 +248,16 @@ class Redactor:
             return failed | dict.fromkeys(idx)
         if not idx:
             return failed
-        batch = _guard(lambda: self._ner.find([texts[i] for i in idx], [windows[i] for i in idx]))
+        batch = _guard(
+            lambda: self._ner.find(
+                [texts[i] for i in idx], [windows[i] for i in idx], [bool(patterns[i]) for i in idx]
+            )
+        )
         if batch is None:  # one bad text must not fail its whole batch: retry them one by one
-            batch = [_guard(lambda i=i: self._ner.find([texts[i]], [windows[i]])[0]) for i in idx]
+            batch = [
+                _guard(lambda i=i: self._ner.find([texts[i]], [windows[i]], [bool(patterns[i])])[0])
+                for i in idx
+            ]
         if time.monotonic() > deadline:
             return failed | dict.fromkeys(idx)
         return failed | dict(zip(idx, batch, strict=True))

@@ -146,27 +146,49 @@ class NerDetector:
                 continue
             start, end = run[0][0], run[-1][1]
             if self._is_name(text, start, end):
-                out.append((start, end, _retype(text, start, "ORGANIZATION")))
+                out.append((start, end, _retype(text, start)))
         return out
 
-    def find(self, texts: Sequence[str], windows: Sequence[list[tuple[int, int]]]) -> list[list[Finding]]:
-        """NER findings per text, running the model once over every window of the batch."""
+    def find(
+        self,
+        texts: Sequence[str],
+        windows: Sequence[list[tuple[int, int]]],
+        pii_seen: Sequence[bool] | None = None,
+    ) -> list[list[Finding]]:
+        """NER findings per text, running the model once over every window of the batch.
+
+        ``pii_seen[i]``: the patterns already found PII in ``texts[i]``. Where a text holds PII
+        (that, or a PERSON / LOCATION from the model) the name-shaped spans the model calls ORG and
+        Title-case runs inside sentences count as names too: PII comes in clusters (a ticket with
+        an email names people), while product and company names in clean text stay readable."""
         jobs = [(text[lo:hi], (i, lo)) for i, text in enumerate(texts) for lo, hi in windows[i]]
-        out: list[list[Finding]] = [[] for _ in texts]
+        model: list[list[Finding]] = [[] for _ in texts]
+        orgs: list[list[tuple[int, int]]] = [[] for _ in texts]
         for window, artifacts, (i, offset) in self._engine.process_batch(
             jobs, "en", batch_size=256, as_tuples=True
         ):
             for r in self._recognizer.analyze(window, self._recognizer.supported_entities, artifacts):
-                text = texts[i]
-                start, end = _extend(text, r.start + offset, r.end + offset)
-                if self._is_name(text, start, end):
-                    entity = _retype(text, start, r.entity_type)
-                    if entity in self.entities:
-                        out[i].append((start, end, entity))
-        if "PERSON" in self.entities:  # rules after the model: on a tie the model's label wins
-            for i, text in enumerate(texts):
-                out[i] += self._addressed(text) + self._mid_sentence_names(text)
-        return [_disjoint(found) for found in out]
+                start, end = _extend(texts[i], r.start + offset, r.end + offset)
+                if not self._is_name(texts[i], start, end):
+                    continue
+                if r.entity_type == "ORGANIZATION":
+                    orgs[i].append((start, end))
+                elif r.entity_type in self.entities:
+                    model[i].append((start, end, r.entity_type))
+        out = []
+        for i, text in enumerate(texts):
+            found = model[i]
+            if "PERSON" in self.entities:
+                found += self._addressed(text)
+            if found or (pii_seen is not None and pii_seen[i]):
+                # Rules after the model, so that on a tie the model's label wins.
+                found += [(s, e, _retype(text, s)) for s, e in orgs[i]] + self._mid_sentence_names(text)
+            else:  # "lives in X", "moved to X": a place whatever the model called it
+                found += [
+                    (s, e, "LOCATION") for s, e in orgs[i] if _HOME_BEFORE.search(text, max(0, s - 16), s)
+                ]
+            out.append(_disjoint([f for f in found if f[2] in self.entities]))
+        return out
 
     def _addressed(self, text: str) -> list[Finding]:
         """Title-case words right after a salutation or honorific ("Thanks Gregory Smith", "Dear
@@ -213,6 +235,9 @@ _NAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Di|Da|Du|La|Le|Van|Von|Fitz)(?=[A-Z])"
 _ADDRESSED = re.compile(
     r"\b(?:Dear|Hi|Hello|Hey|Thanks|Thank you|Sorry|Welcome|Congratulations|Mr|Mrs|Ms|Mx|Dr|Prof)\.?,?\s+"
     r"([^\W\d_][\w'’-]*)"
+)
+_HOME_BEFORE = re.compile(
+    r"(?i)\b(?:live|lives|living|lived|based|located|born|moved|relocated) (?:in|to)\s+$"
 )
 _LEAD_WORD = re.compile(r"(\w+)\s+")
 _NOT_NAME_WORDS = STOP_WORDS | {
@@ -276,10 +301,8 @@ def _extend(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _retype(text: str, start: int, entity: str) -> str:
+def _retype(text: str, start: int) -> str:
     """A name-shaped ORG after "in / at / from the …" is a place, otherwise most likely a person."""
-    if entity != "ORGANIZATION":
-        return entity
     return "LOCATION" if _PLACE_BEFORE.search(text, max(0, start - 16), start) else "PERSON"
 
 
