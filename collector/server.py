@@ -34,9 +34,13 @@ class Collector:
         self.writer = layout.writer_id(self.data_dir, config.collector.writer_id)
         self._stopped = threading.Event()
 
-        replayed = flush.recover(self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay)
+        replayed, quarantined = flush.recover(
+            self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay
+        )
         if replayed:
             log.info("replayed %d rows from the write-ahead log", replayed)
+        if quarantined:
+            log.error("quarantined %d damaged files at start-up (see quarantine/)", quarantined)
         config.wal_dir.mkdir(parents=True, exist_ok=True)
         first_segment = flush.max_published_segment(self.data_dir) + 1
 
@@ -70,9 +74,18 @@ class Collector:
         self.wal.release(segment)
 
     def health(self) -> tuple[bool, str]:
+        """Readiness plus the counters an operator (and the fault tests) watch."""
         if self._stopped.is_set():
             return False, "stopping"
-        return True, f"ok writer={self.writer} unflushed_bytes={self.wal.unflushed_bytes}"
+        counters = {
+            "writer": self.writer,
+            "unflushed_bytes": self.wal.unflushed_bytes,
+            "refused": self.ingest.counters["refused"] + self.wal.overloaded,
+            "wal_write_failures": self.wal.write_failures,
+            "flush_failures": self.flusher.failures,
+            "quarantined": len(layout.quarantined_files(self.data_dir)),
+        }
+        return True, "ok " + " ".join(f"{k}={v}" for k, v in counters.items())
 
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT; then stop taking requests, seal the WAL and flush it."""

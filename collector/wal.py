@@ -2,7 +2,9 @@
 
 Format: ``wal/<segment:012d>.wal`` files, each a magic header then records
 ``<u32 payload length><u32 crc32(payload)><payload>``. A torn tail (kill -9 mid-write) fails its
-length or CRC check and replay stops there: such a record was never acknowledged.
+length or CRC check and replay stops there: such a record was never acknowledged. A segment that
+does not end cleanly (torn tail, bad CRC, bad header) is replayed up to the damage and then moved to
+``quarantine/`` by the flusher's recovery, never silently deleted.
 
 Group commit: one committer thread takes every record queued while the previous fsync ran, writes
 them with one ``write`` and syncs once, then resolves all their futures. Many concurrent requests
@@ -47,6 +49,7 @@ class Segment:
     path: Path
     payloads: list[bytes] = field(default_factory=list)
     size: int = 0
+    damage: str | None = None  # why replay stopped before the end of the file; None = clean
 
 
 def segment_path(directory: Path, segment: int) -> Path:
@@ -62,21 +65,23 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def read_segment(path: Path) -> tuple[list[bytes], bool]:
-    """The complete records of a segment, and whether the file ended cleanly (no torn tail)."""
+def read_segment(path: Path) -> tuple[list[bytes], str | None]:
+    """The complete records of a segment, and why it did not end cleanly (None if it did)."""
     data = path.read_bytes()
     if not data.startswith(MAGIC):
-        return [], len(data) == 0
+        return [], None if not data else "bad segment header"
     pos, payloads = len(MAGIC), []
     while pos + _RECORD.size <= len(data):
         length, crc = _RECORD.unpack_from(data, pos)
         start = pos + _RECORD.size
         payload = data[start : start + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            return payloads, False
+        if len(payload) != length:
+            return payloads, f"truncated record after {len(payloads)} complete records"
+        if zlib.crc32(payload) != crc:
+            return payloads, f"CRC mismatch after {len(payloads)} complete records"
         payloads.append(payload)
         pos = start + length
-    return payloads, pos == len(data)
+    return payloads, None if pos == len(data) else f"truncated header after {len(payloads)} records"
 
 
 def fsync_dir(directory: Path) -> None:
@@ -103,6 +108,8 @@ class WriteAheadLog:
         self._segment: Segment | None = None
         self._fd: int | None = None
         self._opened_at = 0.0
+        self.overloaded = 0  # appends refused because the log was full
+        self.write_failures = 0  # commits that failed on disk (full, read-only, I/O error)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="wal-committer", daemon=True)
         self._thread.start()
@@ -116,6 +123,7 @@ class WriteAheadLog:
             if self._closed:
                 raise Overloaded("collector is shutting down")
             if self._unflushed_bytes + self._queued_bytes + len(payload) > self.config.max_pending_bytes:
+                self.overloaded += 1
                 raise Overloaded("write-ahead log is full; retry later")
             self._queue.append((payload, future))
             self._queued_bytes += len(payload)
@@ -188,6 +196,7 @@ class WriteAheadLog:
             with self._cond:
                 self._unflushed_bytes += len(data)
         except OSError as exc:
+            self.write_failures += 1
             log.error("WAL write failed: %s", exc.strerror or exc)
             error = StorageUnavailable(f"write-ahead log unavailable: {exc.strerror or type(exc).__name__}")
             for _, future in batch:
@@ -243,9 +252,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def replay(directory: Path) -> Iterator[Segment]:
     """Segments left by a previous run, oldest first, with their complete records."""
     for seg_id, path in list_segments(Path(directory)):
-        payloads, clean = read_segment(path)
-        if not clean:
-            log.warning(
-                "WAL segment %s has a torn tail; replaying its %d complete records", path.name, len(payloads)
-            )
-        yield Segment(seg_id, path, payloads, path.stat().st_size)
+        payloads, damage = read_segment(path)
+        if damage:
+            log.warning("WAL segment %s: %s; replaying its complete records", path.name, damage)
+        yield Segment(seg_id, path, payloads, path.stat().st_size, damage)
