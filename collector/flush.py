@@ -81,14 +81,24 @@ def quarantine(data_dir: Path, path: Path, reason: str) -> Path:
     return target
 
 
+def damaged(exc: Exception) -> str | None:
+    """Why ``exc`` means the file is damaged, or None when it is a system error (disk, permissions)
+    that says nothing about the file. pyarrow reports a bad page as an OSError without an errno."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return None
+    if isinstance(exc, pa.ArrowException | OSError):
+        return f"unreadable Parquet: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return None
+
+
 def readable(path: Path) -> str | None:
-    """None if the Parquet footer decodes, else why not. Transient I/O errors are raised, not judged."""
+    """None if the Parquet footer decodes, else why not. System errors are raised, not judged."""
     try:
         pq.read_metadata(path)
-    except OSError:
+    except Exception as exc:
+        if why := damaged(exc):
+            return why
         raise
-    except pa.ArrowException as exc:
-        return f"unreadable Parquet: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     return None
 
 
@@ -181,10 +191,10 @@ def compact_partition(
     for _, path in chosen:
         try:
             tables.append(pq.read_table(path))
-        except OSError:
-            raise
-        except pa.ArrowException as exc:  # a damaged input: set it aside, compact the rest next round
-            quarantine(data_dir, path, f"unreadable Parquet: {str(exc).splitlines()[0] if str(exc) else exc}")
+        except Exception as exc:  # a damaged input: set it aside, compact the rest next round
+            if not (why := damaged(exc)):
+                raise
+            quarantine(data_dir, path, why)
             return 0
     table = pa.concat_tables(tables, promote_options="permissive")
     table = table.sort_by("time")
