@@ -18,6 +18,10 @@ whole segments at a time.
 
 Memory is bounded: bytes accepted but not yet flushed to Parquet are counted, and past
 ``max_pending_bytes`` ``append`` raises Overloaded (HTTP 503 / gRPC UNAVAILABLE) instead of growing.
+A caller may wait up to ``admission_wait_seconds`` for the flusher to free space first: under a burst
+a request then queues for a moment instead of bouncing, and OTel exporters (which give up after six
+attempts) do not drop batches. The Retry-After of a refusal is jittered (1-3 s) so refused clients
+do not all come back in the same instant.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import random
 import struct
 import threading
 import time
@@ -99,7 +104,9 @@ class WriteAheadLog:
         self.directory = Path(directory)
         self.config = config
         self._on_seal = on_seal
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # wakes the committer
+        self._space = threading.Condition(lock)  # wakes appenders waiting for the flusher to free bytes
         self._queue: list[tuple[bytes, concurrent.futures.Future]] = []
         self._queued_bytes = 0
         self._unflushed_bytes = 0  # in sealed or open segments, not yet released by the flusher
@@ -116,19 +123,30 @@ class WriteAheadLog:
 
     # --- called by request handlers (any thread) ---
 
-    def append(self, payload: bytes) -> concurrent.futures.Future:
-        """Queue a record; the future resolves (to the segment id) once it is on disk and synced."""
+    def append(self, payload: bytes, wait: float = 0.0) -> concurrent.futures.Future:
+        """Queue a record; the future resolves (to the segment id) once it is on disk and synced.
+
+        When the log is full, block up to ``wait`` seconds for space, then raise Overloaded."""
         future: concurrent.futures.Future = concurrent.futures.Future()
+        deadline = time.monotonic() + wait
         with self._cond:
-            if self._closed:
-                raise Overloaded("collector is shutting down")
-            if self._unflushed_bytes + self._queued_bytes + len(payload) > self.config.max_pending_bytes:
-                self.overloaded += 1
-                raise Overloaded("write-ahead log is full; retry later")
+            while True:
+                if self._closed:
+                    raise Overloaded("collector is shutting down")
+                if self.has_room(len(payload)):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.overloaded += 1
+                    raise Overloaded("write-ahead log is full; retry later", retry_after=random.randint(1, 3))
+                self._space.wait(remaining)
             self._queue.append((payload, future))
             self._queued_bytes += len(payload)
             self._cond.notify()
         return future
+
+    def has_room(self, size: int) -> bool:
+        return self._unflushed_bytes + self._queued_bytes + size <= self.config.max_pending_bytes
 
     @property
     def unflushed_bytes(self) -> int:
@@ -140,6 +158,7 @@ class WriteAheadLog:
         """The segment is in Parquet: forget its bytes (the flusher deleted the file)."""
         with self._cond:
             self._unflushed_bytes -= segment.size
+            self._space.notify_all()
 
     # --- lifecycle ---
 
@@ -147,6 +166,7 @@ class WriteAheadLog:
         with self._cond:
             self._closed = True
             self._cond.notify()
+            self._space.notify_all()
         self._thread.join(30)
 
     # --- committer thread ---
