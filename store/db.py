@@ -157,6 +157,10 @@ def run_query(con, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 3
         rows = cursor.fetchmany(max_rows + 1)
     except duckdb.InterruptException:
         raise SqlError(f"query cancelled: it ran longer than the {time_limit_s:g}s time limit") from None
+    except duckdb.PermissionException as exc:
+        raise SqlError(
+            f"refused: this SQL surface reads only the ragtrail views, never files or URLs ({_first_line(exc)})"
+        ) from None
     except duckdb.Error as exc:
         raise SqlError(_first_line(exc)) from None
     finally:
