@@ -224,6 +224,9 @@ class Redactor:
             if time.monotonic() > deadline:
                 break
             patterns[i] = _guard(lambda t=texts[i]: redact_patterns.find(t, self._entities, self._allow))
+            if time.monotonic() > deadline:  # finished past the budget: a stalled detector, not trusted
+                patterns[i] = None
+                break
         named = self._names(
             [i for i in patterns if ner[i] and patterns[i] is not None], texts, patterns, deadline
         )

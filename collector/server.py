@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -119,12 +120,16 @@ class Collector:
             c.http_port,
             "on" if self.config.redaction.enabled else "off",
         )
+        # uvicorn re-raises the SIGTERM it handled once it has stopped; with the default handler that
+        # would kill the process before the WAL is sealed and flushed below. Make the re-raise a no-op.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         try:
             asyncio.run(http_server.serve())
         finally:
             self._stopped.set()
             grpc_server.stop(grace=5).wait(10)
             self.close()
+            log.info("stopped: write-ahead log sealed and flushed")
 
     def close(self) -> None:
         self.wal.close()
