@@ -37,6 +37,8 @@ _CONSUMED_SCALAR_KEYS = frozenset(
     + [sc.SPAN_DOC_VERSION_KEY, sc.CITATIONS_KEY]
 )
 
+_INT64_MAX = 2**63 - 1
+
 
 @dataclass
 class Normalized:
@@ -543,6 +545,9 @@ def _add_metric(out: Normalized, metric, res: Resource, scope_name: str | None, 
         elif kind == "summary":
             count, total = dp.count, dp.sum
             buckets = {"quantiles": [[q.quantile, q.value] for q in dp.quantile_values]}
+        if count is not None and count > _INT64_MAX:  # uint64 on the wire, BIGINT in the store
+            out.reject(f"{where}.data_points[{di}]", f"{metric.name!r}: count {count} exceeds 2^63-1")
+            continue
         attrs = attributes(dp.attributes)
         time_us = (dp.time_unix_nano or 0) // 1000
         c["time"].append(time_us)
