@@ -107,6 +107,7 @@ class Collector:
             ssl_certfile=c.tls_cert,
             ssl_keyfile=c.tls_key,
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=5,  # a stuck client must not hold up sealing and flushing the WAL
             backlog=2048,
         )
         http_server = uvicorn.Server(uv_config)

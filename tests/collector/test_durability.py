@@ -98,8 +98,8 @@ def test_crash_loop_20_kills_loses_nothing_and_replays_exactly_once(collector_fa
         data,
         kills=20,
         seed=9,
-        senders=3,
-        max_acks=30,
+        senders=2,
+        max_acks=20,
     )
     print(f"\ncrash loop: {report}")
     assert report.kills == 20 and report.acked_requests > 100
