@@ -320,7 +320,12 @@ def recover(data_dir: Path, wal_dir: Path, writer: str, config: FlushConfig, rep
     Path(wal_dir).mkdir(parents=True, exist_ok=True)
     for segment in replay(wal_dir):
         if segment.payloads:
-            replayed += flush_segment(data_dir, writer, segment, config.row_group_rows)
+            try:
+                replayed += flush_segment(data_dir, writer, segment, config.row_group_rows)
+            except Exception as exc:  # records that pass their CRC but do not decode (a foreign file)
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    raise  # disk trouble: fail start-up loudly rather than set good data aside
+                segment.damage = f"records do not decode ({type(exc).__name__})"
         if segment.damage:
             quarantine(data_dir, segment.path, segment.damage)
             quarantined += 1

@@ -65,6 +65,8 @@ def _readable(path: Path) -> bool:
     except FileNotFoundError:  # compacted away since the listing: the glob will not see it either
         return True
     key = (str(path), st.st_size, st.st_mtime_ns)
+    if len(_footer_ok) > 100_000:  # compaction keeps renaming files: forget the old ones now and then
+        _footer_ok.clear()
     if key not in _footer_ok:
         try:
             pq.read_metadata(path)

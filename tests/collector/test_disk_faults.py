@@ -171,7 +171,7 @@ def test_damaged_wal_segments_and_parquet_files_are_quarantined(collector_factor
         return frame(payload(3, seq))
 
     # 1: three records, then a torn one (kill -9 mid-write); 2: a bit flip in its second record;
-    # 3: not a WAL at all; 4: clean.
+    # 3: not a WAL at all; 4: clean; 5: a record that passes its CRC but does not decode.
     torn = frame(payload(3, 90))[:-100]
     write_segment(wal_dir, 1, wal.MAGIC + record(0) + record(1) + record(2) + torn)
     flipped = bytearray(frame(payload(3, 91)))
@@ -179,14 +179,16 @@ def test_damaged_wal_segments_and_parquet_files_are_quarantined(collector_factor
     write_segment(wal_dir, 2, wal.MAGIC + record(3) + bytes(flipped) + frame(payload(3, 92)))
     write_segment(wal_dir, 3, b"NOTAWAL!" + b"\x07" * 64)
     write_segment(wal_dir, 4, wal.MAGIC + record(4) + record(5))
+    write_segment(wal_dir, 5, wal.MAGIC + frame(b"\x05\x00spans\xff\xff\xff\x7fnot arrow"))  # CRC fine
     part = layout.partition_dir(data_dir, "spans", "2025-11-25")
     part.mkdir(parents=True)
     (part / "seg000000000090-wbad.parquet").write_bytes(b"PAR1 this is not parquet")
 
     c = collector_factory(data_dir)  # start-up must not fail
-    assert c.health()["quarantined"] == "4"
+    assert c.health()["quarantined"] == "5"
     log = c.log_text()
     assert "CRC mismatch after 1 complete records" in log and "truncated record after 3" in log
+    assert "records do not decode" in log and "bad segment header" in log
     assert "quarantined tables/spans/date=2025-11-25/seg000000000090-wbad.parquet" in log
     moved = {
         p.relative_to(layout.quarantine_dir(data_dir)).as_posix() for p in layout.quarantined_files(data_dir)
@@ -195,6 +197,7 @@ def test_damaged_wal_segments_and_parquet_files_are_quarantined(collector_factor
         "wal/000000000001.wal",
         "wal/000000000002.wal",
         "wal/000000000003.wal",
+        "wal/000000000005.wal",
         "tables/spans/date=2025-11-25/seg000000000090-wbad.parquet",
     }
     assert not list(wal_dir.glob("*.wal")) or all(
