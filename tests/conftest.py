@@ -61,6 +61,10 @@ class Collector:
     log_path: Path | None = None
     ca_file: Path | None = None  # set when the collector serves TLS: the cert clients trust
 
+    def __post_init__(self) -> None:
+        while self.http_port == self.grpc_port:  # two free_port() calls can return the same port
+            self.http_port = free_port()
+
     @property
     def http_endpoint(self) -> str:
         return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.http_port}"
