@@ -31,6 +31,7 @@ def init_worker(redaction_config=None, data_dir=None, *, pool_worker: bool = Fal
     if pool_worker:
         _die_with_parent()
     _redactor = None
+    rows.warm_up()
     if redaction_config is not None and redaction_config.enabled:
         from ragtrail.collector.redact import Redactor  # heavy (spaCy): only when enabled
 
