@@ -38,6 +38,13 @@ def init_worker(redaction_config=None, data_dir=None, *, pool_worker: bool = Fal
         _redactor = Redactor.from_config(redaction_config, data_dir)
 
 
+def warm_worker(hold_seconds: float = 0.2) -> None:
+    """A task that keeps its worker busy briefly, so that N of them start N pool workers."""
+    import time
+
+    time.sleep(hold_seconds)
+
+
 def _die_with_parent() -> None:
     """A pool worker must not outlive a collector killed with -9 (Linux: PR_SET_PDEATHSIG)."""
     import ctypes
