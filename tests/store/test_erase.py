@@ -1,0 +1,130 @@
+"""Erasure: a user's rows leave every Parquet file (flushed and compacted) and the write-ahead log;
+a scan of every file under the data directory finds neither their raw id nor their pseudonym; other
+users' rows are intact; the admin audit log records the erasure without naming them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from ragtrail.cli import main
+from ragtrail.collector import rows, wal
+from ragtrail.store import admin_log
+from tests.conftest import Collector
+from tests.store.conftest import ANSWERED, SCORED, SETTINGS, feed, start_demo_collector
+
+RAW = "user-0000"  # the demo's scraper: many requests, rate-limit logs that quote the raw id
+COMPACTING = SETTINGS + "\n[flush]\ncompact_min_files = 2\ncompact_interval_seconds = 0.5\n"
+
+
+def _pseudonym(data: Path, raw: str) -> str:
+    return (
+        "u_" + hmac.new((data / "pseudonym.key").read_bytes(), raw.encode(), hashlib.sha256).hexdigest()[:16]
+    )
+
+
+def _tables(data: Path):
+    """(table, Arrow table) for every Parquet file and every WAL record under ``data``."""
+    for path in sorted((data / "tables").rglob("*.parquet")):
+        yield path.parts[-3], pq.read_table(path)
+    for _, path in wal.list_segments(data / "wal"):
+        for payload in wal.read_segment(path)[0]:
+            yield from rows.decode_payload(payload).items()
+
+
+def _row_counts(data: Path, skip_users: set[str]) -> Counter:
+    """Rows per (table, owner) — owner = the user of the row's trace — leaving out ``skip_users``."""
+    owners = {}
+    for table, t in _tables(data):
+        if table == "spans":
+            for trace_id, user in zip(t["trace_id"].to_pylist(), t["user_id"].to_pylist(), strict=True):
+                owners[trace_id] = owners.get(trace_id) or user
+    counts = Counter()
+    for table, t in _tables(data):
+        traces = t["trace_id"].to_pylist() if "trace_id" in t.column_names else [None] * t.num_rows
+        for trace_id in traces:
+            owner = owners.get(trace_id)
+            if owner not in skip_users:
+                counts[(table, owner)] += 1
+    return counts
+
+
+def _scan(data: Path, needles: list[str]) -> list[str]:
+    """Every file's bytes, and every text cell of every Parquet file and WAL record (zstd hides bytes)."""
+    found = []
+    for path in data.rglob("*"):
+        if path.is_file():
+            blob = path.read_bytes()
+            found += [f"{path}: {n}" for n in needles if n.encode() in blob]
+    for table, t in _tables(data):
+        for column in t.column_names:
+            if str(t.schema.field(column).type) == "string":
+                for value in t[column].to_pylist():
+                    found += [f"{table}.{column}: {n}" for n in needles if value and n in value]
+    return found
+
+
+def test_erase_user_everywhere(tmp_path):
+    data = tmp_path / "data"
+    # 1. A first run flushed to Parquet, scored and compacted.
+    first = start_demo_collector(data, COMPACTING)
+    first.wait_for("SELECT count(DISTINCT trace_id) FROM spans", feed(first, seed=3, duration=30).requests)
+    first.wait_for(SCORED, first.scalar(ANSWERED))
+    first.wait_for("SELECT count(*) > 0 FROM (SELECT filename FROM read_parquet('"
+                   f"{data}/tables/spans/*/cmp*.parquet', filename = true))", True)  # fmt: skip
+    first.stop()
+    # 2. A second run acknowledged into the WAL only (segments never seal), then kill -9.
+    (data / "ragtrail.toml").write_text(COMPACTING + "\n[wal]\nsegment_seconds = 3600.0\n")
+    second = Collector(data, env={"RAGTRAIL_REDACTION": "on"}).start()
+    feed(second, seed=4, duration=15)
+    second.kill()
+
+    pseudonym = _pseudonym(data, RAW)
+    before = _row_counts(data, set())
+    in_wal = sum(
+        1 for table, t in list(_tables(data)) if table == "spans" and pseudonym in t["user_id"].to_pylist()
+    )
+    assert before[("spans", pseudonym)] > 5 and in_wal, "the user must be in Parquet and in the WAL"
+    assert _scan(data, [RAW, pseudonym]), "the scan must see the user before erasure"
+
+    # 3. Erase by raw id, collector stopped: Parquet files and WAL frames are rewritten.
+    out = CliRunner().invoke(main, ["erase", "--data", str(data), "--user", RAW])
+    assert out.exit_code == 0, out.output
+    assert _scan(data, [RAW, pseudonym]) == []
+    assert _row_counts(data, {pseudonym}) == before - Counter(
+        {k: v for k, v in before.items() if k[1] == pseudonym}
+    )
+
+    entry = admin_log.read(data)[-1]
+    assert entry["action"] == "erasure" and entry["details"]["collector_running"] is False
+    removed = sum(entry["details"]["rows_removed"].values()) + entry["details"]["wal_rows_removed"]
+    assert removed == sum(v for (_, owner), v in before.items() if owner == pseudonym)
+    assert entry["details"]["wal_rows_removed"] > 0 and entry["details"]["files_rewritten"] > 0
+    assert admin_log.verify(data) == len(admin_log.read(data))
+
+    # 4. Restart: the rewritten WAL replays; other users' rows are all there, the user's are not.
+    third = start_demo_collector(data, COMPACTING)
+    try:
+        third.wait_for("SELECT count(*) FROM spans", sum(v for (t, _), v in before.items() if t == "spans")
+                       - before[("spans", pseudonym)])  # fmt: skip
+        assert third.scalar(f"SELECT count(*) FROM spans WHERE user_id = '{pseudonym}'") == 0
+        assert _scan(data, [RAW, pseudonym]) == []
+        # 5. A second user, by pseudonym, while the collector runs: erasure waits for the WAL flush.
+        other = third.scalar(
+            "SELECT user_id FROM spans WHERE user_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        )
+        out = CliRunner().invoke(main, ["erase", "--data", str(data), "--user", other])
+        assert out.exit_code == 0, out.output
+        assert third.scalar(f"SELECT count(*) FROM spans WHERE user_id = '{other}'") == 0
+        assert admin_log.read(data)[-1]["details"]["collector_running"] is True
+    finally:
+        third.stop()
+    assert _scan(data, [RAW, pseudonym, other]) == []
+    log_text = (data / admin_log.LOG_FILE).read_text()
+    assert [e["action"] for e in admin_log.read(data)].count("erasure") == 2
+    assert RAW not in log_text and pseudonym not in log_text and other not in log_text
