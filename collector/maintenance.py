@@ -10,6 +10,7 @@ never scores them twice. Retention (store.retention) runs every ``[retention] in
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ class Maintenance:
         self.score_enabled = bool(q.get("enabled", True))
         self.score_interval = float(q.get("interval_seconds", 5.0))
         self.citations_required = bool(q.get("citations_required", True))
+        self.lookback = dt.timedelta(hours=float(q.get("lookback_hours", 48)))
         self.retention = extra.get("retention")
         if self.retention is not None:
             retention.policy(self.retention)  # fail at start-up on a bad [retention] section
@@ -46,27 +48,32 @@ class Maintenance:
         self._thread.join(30)
 
     def _run(self) -> None:
-        next_retention = time.monotonic() + 10.0
-        while not self._stop.wait(self.score_interval):
+        next_retention = time.monotonic()  # first run right after start-up
+        while True:
             if self.score_enabled:
                 try:
                     self.score_once()
                 except Overloaded:
                     pass  # ingest comes first; the traces are scored on a later pass
-                except Exception:  # a file replaced under the reader, a full disk: next pass retries
-                    log.exception("quality scoring pass failed")
+                except Exception as exc:  # a file replaced under the reader, a full disk: next pass retries
+                    log.warning("quality scoring pass failed (retried next pass): %s", exc)
             if self.retention is not None and time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + self.retention_interval
                 try:
                     retention.apply(self.data_dir, self.retention, actor="collector")
                 except Exception:
                     log.exception("retention run failed")
+            if self._stop.wait(self.score_interval):
+                return
 
     def score_once(self) -> int:
         now = time.monotonic()
         self._queued = {t: at for t, at in self._queued.items() if now - at < QUEUED_MEMORY_S}
         table, considered = quality.pending_scores(
-            self.data_dir, skip=self._queued, citations_required=self.citations_required
+            self.data_dir,
+            skip=self._queued,
+            citations_required=self.citations_required,
+            lookback=self.lookback,
         )
         payload = rows.encode_arrow({"quality": table})
         if payload:

@@ -4,6 +4,9 @@
     <data>/tables/<table>/date=YYYY-MM-DD/<file>.parquet       the durable store (Hive partitions)
     <data>/writer_id                                            this collector's stable writer id
     <data>/pseudonym.key                                        HMAC key for user ids (0600)
+    <data>/audit-signing.key                                    Ed25519 key for exports, admin log (0600)
+    <data>/admin-audit.jsonl                                    admin actions, hash-chained (store.admin_log)
+    <data>/maintenance.lock, collector.lock                     flock files (store.locks)
 
 Parquet file names say where the rows came from, so replay and compaction stay idempotent:
 

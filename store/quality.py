@@ -22,12 +22,14 @@ as unsupported; a sentence that reuses the chunk's words but negates them or swa
 most common and most harmful hallucination in support answers. Client evaluators (LLM judges, user
 feedback) complement it; they arrive through ``collector.normalize.add_scores``.
 
-``pending_scores`` reads the store for traces not yet scored by ragtrail and returns their rows; the
-collector appends them through its WAL, so they are flushed, compacted and replayed like any row.
+``pending_scores`` reads the store for traces not yet scored by ragtrail that started within the
+look-back (``[quality] lookback_hours``, default 48) and returns their rows; the collector appends them
+through its WAL, so they are flushed, compacted and replayed like any row.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
@@ -102,13 +104,17 @@ def citation_accuracy(cited: Iterable[str], seen: Iterable[str], *, required: bo
 
 # Traces ragtrail has not scored whose root span has arrived (the root ends, and is exported, last)
 # and that hold an answer.
+# Only traces that started after a cutoff (``lookback``) are considered, so a pass reads the recent
+# files' rows and only the footers of older ones (Parquet min/max statistics on time).
 _PENDING_SQL = """
 SELECT s.trace_id, min(s.time) AS time, any_value(s.service_name) FILTER (WHERE s.parent_span_id IS NULL)
 FROM spans s
-WHERE s.trace_id IN (SELECT trace_id FROM spans WHERE parent_span_id IS NULL)
-  AND s.trace_id IN (SELECT trace_id FROM content WHERE role = 'response')
-  AND s.trace_id NOT IN (SELECT trace_id FROM quality WHERE evaluator = 'ragtrail' AND trace_id IS NOT NULL)
-GROUP BY s.trace_id ORDER BY 2 LIMIT ?
+WHERE s.time >= $cutoff
+  AND s.trace_id IN (SELECT trace_id FROM spans WHERE parent_span_id IS NULL AND time >= $cutoff)
+  AND s.trace_id IN (SELECT trace_id FROM content WHERE role = 'response' AND time >= $cutoff)
+  AND s.trace_id NOT IN (SELECT trace_id FROM quality
+                         WHERE evaluator = 'ragtrail' AND trace_id IS NOT NULL AND time >= $cutoff)
+GROUP BY s.trace_id ORDER BY 2 LIMIT $limit
 """
 
 
@@ -118,12 +124,14 @@ def pending_scores(
     skip: Container[str] = frozenset(),
     limit: int = 5000,
     citations_required: bool = True,
+    lookback: dt.timedelta = dt.timedelta(hours=48),
 ) -> tuple[pa.Table, list[str]]:
     """Quality rows for up to ``limit`` complete, unscored traces (minus ``skip``, already queued),
     and the ids of the traces considered (some may yield no row)."""
     con = db.connect(data_dir, locked=False, memory_limit="1GB", threads=1)
     try:
-        rows = con.execute(_PENDING_SQL, [limit + len(skip)]).fetchall()  # type: ignore[arg-type]
+        cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - lookback
+        rows = con.execute(_PENDING_SQL, {"cutoff": cutoff, "limit": limit + len(skip)}).fetchall()  # type: ignore[arg-type]
         traces = [r for r in rows if r[0] not in skip]
         traces = traces[:limit]
         if not traces:
