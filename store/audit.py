@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ragtrail.collector import redact
 from ragtrail.store import admin_log, chain, db, signing
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -51,21 +52,19 @@ def subject_ref(data_dir: str | Path, pseudonym: str) -> str:
 
     The log must survive the user's erasure without holding their pseudonym; whoever holds the raw
     id and the key can recompute the reference and find the entries that concern them."""
-    key_path = Path(data_dir) / "pseudonym.key"
+    key_path = Path(data_dir) / redact.KEY_FILE
     key = key_path.read_bytes() if key_path.exists() else b""
     return hmac.new(key, b"subject " + pseudonym.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def pseudonym_for(data_dir: str | Path, user: str) -> str:
-    """The pseudonym the collector stores for ``user`` (a raw id or already a pseudonym).
-
-    Same derivation as collector.redact.Redactor.pseudonymize, with the data directory's key."""
+    """The pseudonym the collector stores for ``user`` (a raw id or already a pseudonym)."""
     if PSEUDONYM.match(user):
         return user
-    key_path = Path(data_dir) / "pseudonym.key"
+    key_path = Path(data_dir) / redact.KEY_FILE
     if not key_path.exists():
         return user  # redaction never ran: ids are stored as sent
-    return "u_" + hmac.new(key_path.read_bytes(), user.encode(), hashlib.sha256).hexdigest()[:16]
+    return redact.pseudonym(key_path.read_bytes(), user)
 
 
 # --- impact ------------------------------------------------------------------------------------------
