@@ -1,11 +1,11 @@
 """Background work of a running collector over its own store: quality scoring and retention.
 
-Scoring: every ``[quality] interval_seconds`` (default 5) the traces that are complete (root span
-arrived), hold an answer and are not yet scored get ragtrail's citation accuracy and groundedness
-(store.quality); the rows go through the WAL like any ingested row, so they are durable, flushed,
-compacted and replayed by the same code. Traces queued but not yet flushed are remembered so a pass
-never scores them twice. Retention (store.retention) runs every ``[retention] interval_hours``
-(default 1) when a ``[retention]`` section exists.
+Scoring: every ``[quality] interval_seconds`` (default 5) a store.quality.Scorer pass scores the
+traces whose root span or answer arrived since the last pass, once both are stored, with ragtrail's
+citation accuracy and groundedness; the rows go through the WAL like any ingested row, so they are
+durable, flushed, compacted and replayed by the same code. Traces queued but not yet flushed are
+remembered so a pass never scores them twice. Retention (store.retention) runs at start-up and then
+every ``[retention] interval_hours`` (default 1) when a ``[retention]`` section exists.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ class Maintenance:
         q = extra.get("quality") or {}
         self.score_enabled = bool(q.get("enabled", True))
         self.score_interval = float(q.get("interval_seconds", 5.0))
-        self.citations_required = bool(q.get("citations_required", True))
-        self.lookback = dt.timedelta(hours=float(q.get("lookback_hours", 48)))
+        self.scorer = quality.Scorer(
+            self.data_dir,
+            citations_required=bool(q.get("citations_required", True)),
+            lookback=dt.timedelta(hours=float(q.get("lookback_hours", 48))),
+        )
         self.retention = extra.get("retention")
         if self.retention is not None:
             retention.policy(self.retention)  # fail at start-up on a bad [retention] section
@@ -69,15 +72,10 @@ class Maintenance:
     def score_once(self) -> int:
         now = time.monotonic()
         self._queued = {t: at for t, at in self._queued.items() if now - at < QUEUED_MEMORY_S}
-        table, considered = quality.pending_scores(
-            self.data_dir,
-            skip=self._queued,
-            citations_required=self.citations_required,
-            lookback=self.lookback,
-        )
+        table = self.scorer.run_once(skip=self._queued)
         payload = rows.encode_arrow({"quality": table})
         if payload:
             self.wal.append(payload).result(timeout=60)
-        for trace_id in considered:
+        for trace_id in table["trace_id"].to_pylist():
             self._queued[trace_id] = now
         return table.num_rows

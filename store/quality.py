@@ -22,9 +22,9 @@ as unsupported; a sentence that reuses the chunk's words but negates them or swa
 most common and most harmful hallucination in support answers. Client evaluators (LLM judges, user
 feedback) complement it; they arrive through ``collector.normalize.add_scores``.
 
-``pending_scores`` reads the store for traces not yet scored by ragtrail that started within the
-look-back (``[quality] lookback_hours``, default 48) and returns their rows; the collector appends them
-through its WAL, so they are flushed, compacted and replayed like any row.
+``Scorer`` finds the traces to score incrementally — root spans in Parquet files it has not read yet,
+within a look-back (``[quality] lookback_hours``, default 48) — and returns their rows; the collector
+appends them through its WAL, so they are flushed, compacted and replayed like any row.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
-from ragtrail.store import db
+from ragtrail.store import db, layout
 from ragtrail.store.schema import QUALITY
 
 EVALUATOR = "ragtrail"
@@ -102,67 +103,89 @@ def citation_accuracy(cited: Iterable[str], seen: Iterable[str], *, required: bo
 
 # --- over the store ----------------------------------------------------------------------------------
 
-# Traces ragtrail has not scored whose root span has arrived (the root ends, and is exported, last)
-# and that hold an answer.
-# Only traces that started after a cutoff (``lookback``) are considered, so a pass reads the recent
-# files' rows and only the footers of older ones (Parquet min/max statistics on time).
-_PENDING_SQL = """
-SELECT s.trace_id, min(s.time) AS time, any_value(s.service_name) FILTER (WHERE s.parent_span_id IS NULL)
-FROM spans s
-WHERE s.time >= $cutoff
-  AND s.trace_id IN (SELECT trace_id FROM spans WHERE parent_span_id IS NULL AND time >= $cutoff)
-  AND s.trace_id IN (SELECT trace_id FROM content WHERE role = 'response' AND time >= $cutoff)
-  AND s.trace_id NOT IN (SELECT trace_id FROM quality
-                         WHERE evaluator = 'ragtrail' AND trace_id IS NOT NULL AND time >= $cutoff)
-GROUP BY s.trace_id ORDER BY 2 LIMIT $limit
-"""
+Marks = dict[tuple[str, str], int]  # (table, writer) -> highest WAL segment whose file was read
 
 
-def pending_scores(
-    data_dir: str | Path,
-    *,
-    skip: Container[str] = frozenset(),
-    limit: int = 5000,
-    citations_required: bool = True,
-    lookback: dt.timedelta = dt.timedelta(hours=48),
-) -> tuple[pa.Table, list[str]]:
-    """Quality rows for up to ``limit`` complete, unscored traces (minus ``skip``, already queued),
-    and the ids of the traces considered (some may yield no row)."""
+def new_candidates(data_dir: str | Path, marks: Marks, cutoff: dt.datetime) -> tuple[set[str], Marks, bool]:
+    """Trace ids with a root span (spans) or an answer (content) in files of WAL segments past ``marks``.
+
+    The flusher publishes one table's segment files in segment order, so a mark per table and writer
+    is enough. Returns the ids, the new marks, and whether every listed file could be read (if not,
+    e.g. compacted away meanwhile, keep the old marks and read its replacement next pass)."""
+    found: set[str] = set()
+    high = dict(marks)
+    for table, column, value in (("spans", "parent_span_id", None), ("content", "role", "response")):
+        paths = []
+        root = layout.table_dir(Path(data_dir), table)
+        for path in sorted(root.glob(f"date=*/*{layout.PARQUET}")) if root.is_dir() else []:
+            seg_range, writer = layout.segment_range(path.name), layout.file_writer(path.name)
+            date = layout.partition_date(path.parent)
+            if seg_range is None or writer is None or seg_range[1] <= marks.get((table, writer), 0):
+                continue
+            high[(table, writer)] = max(high.get((table, writer), 0), seg_range[1])
+            if date is None or date >= cutoff.date():
+                paths.append(str(path))
+        if not paths:
+            continue
+        match = ds.field(column).is_null() if value is None else ds.field(column) == value
+        try:
+            t = ds.dataset(paths, format="parquet").to_table(
+                columns=["trace_id"],
+                filter=match & (ds.field("time") >= pa.scalar(cutoff, pa.timestamp("us"))),
+            )
+        except (FileNotFoundError, pa.ArrowException):  # a file compacted away meanwhile
+            return found, marks, False
+        found.update(t["trace_id"].to_pylist())
+    found.discard(None)
+    return found, high, True
+
+
+def score_traces(
+    data_dir: str | Path, trace_ids: set[str], since: dt.datetime, *, citations_required: bool = True
+) -> pa.Table:
+    """Quality rows for those of ``trace_ids`` (started at or after ``since``) that have their root span
+    and an answer in the store and no ragtrail score yet."""
+    if not trace_ids:
+        return QUALITY.empty_table()
     con = db.connect(data_dir, locked=False, memory_limit="1GB", threads=1)
     try:
-        cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - lookback
-        rows = con.execute(_PENDING_SQL, {"cutoff": cutoff, "limit": limit + len(skip)}).fetchall()  # type: ignore[arg-type]
-        traces = [r for r in rows if r[0] not in skip]
-        traces = traces[:limit]
-        if not traces:
-            return QUALITY.empty_table(), []
-        con.execute("CREATE TEMP TABLE pick (trace_id VARCHAR)")
-        con.executemany("INSERT INTO pick VALUES (?)", [(t[0],) for t in traces])
-        answers = dict(
-            con.execute(
-                """SELECT trace_id, arg_max(text, (time, seq)) FROM content
-                   WHERE role = 'response' AND trace_id IN (SELECT trace_id FROM pick) GROUP BY 1"""
-            ).fetchall()
-        )
+        con.register("pick", pa.table({"trace_id": pa.array(sorted(trace_ids), pa.string())}))
+        picked = "time >= $since AND trace_id IN (SELECT trace_id FROM pick)"
+
+        def rows(sql: str) -> list[tuple]:
+            return con.execute(sql.format(picked=picked), {"since": since}).fetchall()
+
+        roots = {t: (time, svc) for t, time, svc in rows(
+            "SELECT trace_id, min(time), any_value(service_name) FILTER (WHERE parent_span_id IS NULL) "
+            "FROM spans WHERE {picked} GROUP BY 1 HAVING bool_or(parent_span_id IS NULL)"
+        )}  # fmt: skip
+        done = {
+            r[0]
+            for r in rows(
+                f"SELECT DISTINCT trace_id FROM quality WHERE evaluator = '{EVALUATOR}' AND {{picked}}"
+            )
+        }
+        answers = dict(rows(
+            "SELECT trace_id, arg_max(text, (time, seq)) FROM content WHERE role = 'response' AND {picked} GROUP BY 1"
+        ))  # fmt: skip
         chunks: dict[str, list[str]] = {}
-        for trace_id, text in con.execute(
-            "SELECT trace_id, text FROM content WHERE role = 'document' AND trace_id IN (SELECT trace_id FROM pick)"
-        ).fetchall():
+        for trace_id, text in rows("SELECT trace_id, text FROM content WHERE role = 'document' AND {picked}"):
             chunks.setdefault(trace_id, []).append(text)
         cited: dict[str, set] = {}
         seen: dict[str, set] = {}
-        for trace_id, stage, doc_id in con.execute(
-            """SELECT trace_id, stage, doc_id FROM documents
-               WHERE doc_id IS NOT NULL AND trace_id IN (SELECT trace_id FROM pick)"""
-        ).fetchall():
+        for trace_id, stage, doc_id in rows(
+            "SELECT trace_id, stage, doc_id FROM documents WHERE doc_id IS NOT NULL AND {picked}"
+        ):
             (cited if stage == "cite" else seen).setdefault(trace_id, set()).add(doc_id)
     finally:
         con.close()
     out: dict[str, list] = {name: [] for name in QUALITY.names}
-    for trace_id, time, service in traces:
+    for trace_id, (time, service) in sorted(roots.items(), key=lambda kv: (kv[1][0], kv[0])):
+        if trace_id in done or trace_id not in answers:
+            continue
         for score in (
             citation_accuracy(cited.get(trace_id, ()), seen.get(trace_id, ()), required=citations_required),
-            groundedness(answers.get(trace_id) or "", chunks.get(trace_id, ())),
+            groundedness(answers[trace_id] or "", chunks.get(trace_id, ())),
         ):
             if score is None:
                 continue
@@ -172,4 +195,36 @@ def pending_scores(
                 ("explanation", score.explanation), ("service_name", service),
             ):  # fmt: skip
                 out[key].append(value)
-    return pa.Table.from_pydict(out, schema=QUALITY), [t[0] for t in traces]
+    return pa.Table.from_pydict(out, schema=QUALITY)
+
+
+class Scorer:
+    """Incremental scoring. Each pass reads only files of WAL segments it has not read (by segment
+    number per table and writer, from the file names) for traces whose root span or answer just
+    arrived, and scores those that now have both. So a trace is scored once its root and its answer
+    are both stored, in whichever order they come; documents arriving after that are not rescored.
+    After a restart the first pass reads every file within the look-back; stored scores are never
+    written twice."""
+
+    def __init__(
+        self, data_dir: str | Path, *, citations_required: bool = True,
+        lookback: dt.timedelta = dt.timedelta(hours=48),
+    ):  # fmt: skip
+        self.data_dir = Path(data_dir)
+        self.citations_required = citations_required
+        self.lookback = lookback
+        self.marks: Marks = {}
+
+    def run_once(self, skip: Container[str] = frozenset()) -> pa.Table:
+        """The rows of one pass (hand their trace ids back as ``skip`` until they are stored)."""
+        cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - self.lookback
+        found, marks, complete = new_candidates(self.data_dir, self.marks, cutoff)
+        table = score_traces(
+            self.data_dir,
+            {t for t in found if t not in skip},
+            cutoff,
+            citations_required=self.citations_required,
+        )
+        if complete:
+            self.marks = marks
+        return table
