@@ -22,8 +22,8 @@ as unsupported; a sentence that reuses the chunk's words but negates them or swa
 most common and most harmful hallucination in support answers. Client evaluators (LLM judges, user
 feedback) complement it; they arrive through ``collector.normalize.add_scores``.
 
-``Scorer`` finds the traces to score incrementally — root spans in Parquet files it has not read yet,
-within a look-back (``[quality] lookback_hours``, default 48) — and returns their rows; the collector
+``Scorer`` finds the traces to score incrementally — root spans and answers in Parquet files it has not
+read yet, within a look-back (``[quality] lookback_hours``, default 48) — and returns their rows; the collector
 appends them through its WAL, so they are flushed, compacted and replayed like any row.
 """
 
