@@ -51,6 +51,11 @@ class Collector:
                 initializer=functools.partial(pipeline.init_worker, pool_worker=True),
                 initargs=(config.redaction, self.data_dir),
             )
+            # Start every worker (each loads the NER model: seconds) before /healthz says ready,
+            # so the first clients are not the ones who wait for it.
+            warm = [self.executor.submit(pipeline.warm_worker) for _ in range(config.collector.workers)]
+            for future in warm:
+                future.result()
         else:
             pipeline.init_worker(config.redaction, self.data_dir)
 
