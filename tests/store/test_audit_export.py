@@ -49,6 +49,9 @@ def test_untouched_export_verifies(exported, audit_store):
     assert result.ok, result.problems
     manifest = orjson.loads(audit.manifest_path(path).read_bytes())
     assert result.records == manifest["records"] == len(path.read_bytes().splitlines())
+    assert (audit_store.data_dir / signing.KEY_FILE).stat().st_mode & 0o777 == 0o600
+    pub = CliRunner().invoke(main, ["audit", "public-key", "--data", str(audit_store.data_dir)])
+    assert pub.output == pem
     entry = admin_log.read(audit_store.data_dir)[-1]
     assert entry["action"] == "audit_export" and entry["details"]["chain_head"] == manifest["chain_head"]
     runner = CliRunner()
