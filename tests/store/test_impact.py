@@ -56,7 +56,12 @@ def planted(audit_store):
         generate = {"openinference.span.kind": "LLM", "output.value": "The quota is 7 requests."}
         if name == "cited":
             generate["ragtrail.citations"] = [PLANTED]
-        tracer.start_span("llm", context=ctx, attributes=generate).end()
+        llm = tracer.start_span("llm", context=ctx, attributes=generate)
+        if name == "evaluated":  # an OTel GenAI evaluation event on the evaluated span
+            llm.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "toxicity",
+                          "gen_ai.evaluation.score.value": 0.02, "gen_ai.evaluation.score.label": "clean",
+                          "ragtrail.evaluator": "detoxify"})  # fmt: skip
+        llm.end()
         if name == "evaluated":  # an OpenInference EVALUATOR span: a client score
             tracer.start_span("judge", context=ctx, attributes={
                 "openinference.span.kind": "EVALUATOR", "eval.name": "relevance", "eval.score": 0.75,
@@ -99,9 +104,15 @@ def test_impact_cli_on_a_demo_document(audit_store):
     assert got == expected and got
 
 
-def test_evaluator_span_becomes_a_client_score(audit_store, planted):
+def test_evaluator_span_and_evaluation_event_become_client_scores(audit_store, planted):
     rows = audit_store.sql(
         f"SELECT metric, score, label, explanation FROM quality WHERE trace_id = '{planted['evaluated']}' "
         "AND evaluator <> 'ragtrail'"
     )
-    assert rows == [("relevance", 0.75, "relevant", "on topic")]
+    assert sorted(rows) == [("relevance", 0.75, "relevant", "on topic"), ("toxicity", 0.02, "clean", None)]
+    assert (
+        audit_store.scalar(
+            f"SELECT evaluator FROM quality WHERE trace_id = '{planted['evaluated']}' AND metric = 'toxicity'"
+        )
+        == "detoxify"
+    )
