@@ -38,7 +38,9 @@ class Collector:
         self._presence = contextlib.ExitStack()  # tells erasure a live collector owns the WAL
         self._presence.enter_context(locks.collector_presence(self.data_dir))
 
-        replayed = flush.recover(self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay)
+        # Under the maintenance lock: an erasure that found no collector may be rewriting the WAL.
+        with locks.maintenance_lock(self.data_dir):
+            replayed = flush.recover(self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay)
         if replayed:
             log.info("replayed %d rows from the write-ahead log", replayed)
         config.wal_dir.mkdir(parents=True, exist_ok=True)
