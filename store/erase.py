@@ -99,18 +99,19 @@ def _wait_for_flush(data_dir: Path, timeout_s: float) -> int:
     return len(waiting)
 
 
-def _rewrite_wal(data_dir: Path, target: _Target) -> dict[str, int]:
-    """No collector: drop the user's rows from every WAL segment in place (atomic rename)."""
+def _read_wal(data_dir: Path) -> list[tuple[Path, list[dict[str, pa.Table]]]]:
     wal_dir = data_dir / "wal"
-    counts = {"wal_segments_rewritten": 0, "wal_rows_removed": 0}
     if not wal_dir.is_dir():
-        return counts
-    segments = [(path, wal.read_segment(path)[0]) for _, path in wal.list_segments(wal_dir)]
-    decoded = [(path, [rows.decode_payload(p) for p in payloads]) for path, payloads in segments]
-    for _, payloads in decoded:
-        for tables in payloads:
-            if "spans" in tables:
-                target.add_traces(tables["spans"])
+        return []
+    return [
+        (path, [rows.decode_payload(p) for p in wal.read_segment(path)[0]])
+        for _, path in wal.list_segments(wal_dir)
+    ]
+
+
+def _rewrite_wal(decoded: list[tuple[Path, list[dict[str, pa.Table]]]], target: _Target) -> dict[str, int]:
+    """No collector: drop the user's rows from every WAL segment in place (atomic rename)."""
+    counts = {"wal_segments_rewritten": 0, "wal_rows_removed": 0}
     for path, payloads in decoded:
         removed, frames = 0, [wal.MAGIC]
         for tables in payloads:
@@ -130,7 +131,7 @@ def _rewrite_wal(data_dir: Path, target: _Target) -> dict[str, int]:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
-        wal.fsync_dir(wal_dir)
+        wal.fsync_dir(path.parent)
         counts["wal_segments_rewritten"] += 1
         counts["wal_rows_removed"] += removed
     return counts
@@ -154,16 +155,25 @@ def erase_user(
     with maintenance_lock(data_dir):
         live = collector_running(data_dir)
         report["collector_running"] = live
+        decoded = []
         if live:
             report["wal_segments_waited_for"] = _wait_for_flush(data_dir, wait_s)
         else:
             for partition in all_partitions(data_dir):
                 recover_partition(partition)  # finish crashed compactions: no stray inputs stay behind
-            report.update(_rewrite_wal(data_dir, target))
+            decoded = _read_wal(data_dir)
+        # The user's traces first, from every span wherever it lies: a trace's root (with the user
+        # id) may be in Parquet while its other spans' rows are still in the WAL, or the reverse.
         files = _parquet_files(data_dir)
         for table, path in files:
             if table == "spans":
                 target.add_traces(pq.read_table(path))
+        for _, payloads in decoded:
+            for tables in payloads:
+                if "spans" in tables:
+                    target.add_traces(tables["spans"])
+        if not live:
+            report.update(_rewrite_wal(decoded, target))
         removed: dict[str, int] = {}
         rewritten = deleted = 0
         for table, path in files:

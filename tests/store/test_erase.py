@@ -4,6 +4,7 @@ users' rows are intact; the admin audit log records the erasure without naming t
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 from collections import Counter
@@ -133,3 +134,32 @@ def test_erase_user_everywhere(tmp_path):
     log_text = (data / admin_log.LOG_FILE).read_text()
     assert [e["action"] for e in admin_log.read(data)].count("erasure") == 2
     assert RAW not in log_text and pseudonym not in log_text and other not in log_text
+
+
+def test_erase_follows_a_trace_split_between_parquet_and_the_wal(tmp_path):
+    """The root span (with the user id) is flushed; a child's text is still in the WAL (kill -9)."""
+    from ragtrail.collector.flush import write_parquet_atomic
+    from ragtrail.store import layout
+    from ragtrail.store.schema import empty_columns
+
+    def table(table_name: str, **row):
+        cols = empty_columns(table_name)
+        for key in cols:
+            cols[key].append(row.get(key))
+        return rows.to_arrow(table_name, cols)
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    root = table("spans", time=now, trace_id="t1", span_id="s1", name="root", user_id="u_0123456789abcdef")
+    write_parquet_atomic(
+        root, layout.partition_dir(tmp_path, "spans", now.date()) / "seg000000000001-w1.parquet", 10
+    )
+    payload = rows.encode_arrow({"content": table("content", time=now, trace_id="t1", span_id="s2", role="response",
+                                                  text="the answer"),
+                                 "logs": table("logs", time=now, trace_id="t2", body="someone else")})  # fmt: skip
+    (tmp_path / "wal").mkdir()
+    (tmp_path / "wal" / "000000000002.wal").write_bytes(wal.MAGIC + wal.frame_header(payload) + payload)
+
+    out = CliRunner().invoke(main, ["erase", "--data", str(tmp_path), "--user", "u_0123456789abcdef"])
+    assert out.exit_code == 0, out.output
+    left = [(name, t.num_rows) for name, t in _tables(tmp_path)]
+    assert left == [("logs", 1)]  # the user's text left the WAL; the other trace's log stayed
