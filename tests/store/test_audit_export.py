@@ -133,3 +133,33 @@ def _pem_file(tmp_path, pem: str) -> str:
     path = tmp_path / "signer.pem"
     path.write_text(pem)
     return str(path)
+
+
+def test_export_filters_through_the_cli(audit_store, tmp_path):
+    data = audit_store.data_dir
+    pseudonym = audit.pseudonym_for(data, "user-0001")
+    assert pseudonym.startswith("u_")
+
+    def export(*args: str) -> list[dict]:
+        out = tmp_path / f"x{len(list(tmp_path.iterdir()))}.jsonl"
+        result = CliRunner().invoke(main, ["audit", "export", "--data", str(data), "-o", str(out), *args])
+        assert result.exit_code == 0, result.output
+        assert audit.verify(out, signing.public_pem(signing.load_or_create_key(data))).ok
+        return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+    mine = export("--user", "user-0001")  # a raw id: matched through its pseudonym
+    assert mine and {r["user_id"] for r in mine} == {pseudonym}
+    assert len(mine) == audit_store.scalar(f"SELECT count(*) FROM audit WHERE user_id = '{pseudonym}'")
+    assert export("--user", pseudonym) == mine
+    one = export("--trace-id", mine[0]["trace_id"].upper())
+    assert [r["trace_id"] for r in one] == [mine[0]["trace_id"]]
+    by_doc = export("--doc-id", "kb-001", "--since", "2000-01-01", "--until", "2100-01-01")
+    assert {r["trace_id"] for r in by_doc} == {
+        t for (t,) in audit_store.sql(
+            "SELECT DISTINCT trace_id FROM audit WHERE trace_id IN (SELECT trace_id FROM documents WHERE doc_id = 'kb-001')"
+        )
+    }  # fmt: skip
+    assert export("--until", "2000-01-01") == []
+    manifest = orjson.loads(audit.manifest_path(tmp_path / "x0.jsonl").read_bytes())
+    assert manifest["query"] == {"user_id": pseudonym} and "user-0001" not in str(manifest)
+    assert "user-0001" not in (data / admin_log.LOG_FILE).read_text()
