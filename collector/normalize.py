@@ -311,6 +311,11 @@ def _add_span(
     else:
         attrs_links = None
 
+    add_scores(out, trace_id, span_id, start_us, res.service_name, attrs, stage)
+    for ev in events:
+        if ev["name"] == sc.EVALUATION_EVENT:
+            ev_us = ev["time_unix_nano"] // 1000 or start_us
+            add_scores(out, trace_id, span_id, ev_us, res.service_name, ev["attributes"], "evaluate")
     unknown = ctx.take_attributes(attrs, stage)
     if attrs_links:
         unknown["otel.links"] = attrs_links
@@ -367,6 +372,48 @@ def _add_span(
         )
     )
     return True
+
+
+def add_scores(
+    out: Normalized,
+    trace_id: str | None,
+    span_id: str | None,
+    time_us: int,
+    service: str | None,
+    attrs: dict[str, Any],
+    stage: str,
+) -> None:
+    """Client scores -> quality rows: evaluation results (GenAI, OpenInference eval.*) and guardrail
+    verdicts. The attributes stay where they were too: nothing a client sent is thrown away."""
+    rows = []
+    metric = _as_str(_first(attrs, sc.EVALUATION_KEYS["metric"]))
+    if metric or (stage == "evaluate" and _first(attrs, sc.EVALUATION_KEYS["score"]) is not None):
+        metric = metric or "evaluation"
+        evaluator = _as_str(_first(attrs, sc.EVALUATION_KEYS["evaluator"]))
+        if evaluator is None:
+            evaluator = "user" if metric in sc.FEEDBACK_METRICS else service
+        rows.append((metric, _as_float(_first(attrs, sc.EVALUATION_KEYS["score"])),
+                     _as_str(_first(attrs, sc.EVALUATION_KEYS["label"])), evaluator,
+                     _as_str(_first(attrs, sc.EVALUATION_KEYS["explanation"]))))  # fmt: skip
+    outcome = _as_str(attrs.get(sc.GUARDRAIL_OUTCOME_KEY))
+    if outcome:
+        direction = _as_str(attrs.get(sc.GUARDRAIL_DIRECTION_KEY))
+        rows.append(("guardrail", 1.0 if outcome.lower() in sc.GUARDRAIL_PASS else 0.0, outcome,
+                     f"guardrail.{direction}" if direction else "guardrail",
+                     _as_str(attrs.get(sc.GUARDRAIL_REASON_KEY))))  # fmt: skip
+    if not rows:
+        return
+    c = out.columns("quality")
+    for metric, score, label, evaluator, explanation in rows:
+        c["time"].append(time_us)
+        c["trace_id"].append(trace_id)
+        c["span_id"].append(span_id)
+        c["metric"].append(metric)
+        c["score"].append(score)
+        c["label"].append(label)
+        c["evaluator"].append(evaluator)
+        c["explanation"].append(explanation)
+        c["service_name"].append(service)
 
 
 class _SpanContext:
@@ -688,6 +735,11 @@ def normalize_logs(request, received_ns: int) -> Normalized:
                 c["body"].append(_as_str(body))
                 c["event_name"].append(getattr(rec, "event_name", "") or None)
                 attrs = attributes(rec.attributes)
+                if getattr(rec, "event_name", "") == sc.EVALUATION_EVENT or any(
+                    k in attrs for k in sc.EVALUATION_KEYS["metric"]
+                ):
+                    time_us = (rec.time_unix_nano or observed) // 1000
+                    add_scores(out, trace_id, span_id, time_us, res.service_name, attrs, "evaluate")
                 c["attributes"].append(attrs or None)
                 c["resource"].append(res.attrs or None)
                 c["service_name"].append(res.service_name)
