@@ -1,4 +1,4 @@
-"""Variants: canary vs control and quantization arms side by side."""
+"""Variants: canary vs control and quantization arms side by side, with 95% intervals and sample sizes."""
 
 import plotly.express as px
 import streamlit as st
@@ -12,21 +12,50 @@ table = queries.with_error_ci(w.load("variants", f))
 if table.empty:
     st.info("No traces in this time range yet.")
     st.stop()
-st.caption("error_rate_lo / error_rate_hi: 95% Wilson interval; requests is the sample size.")
+table = queries.with_cost(table, w.settings().get("prices"))
+table["cost_per_1k_requests"] = 1000 * table["cost"] / table["requests"]
+st.caption(
+    "One arm per variant, generation model and quantization ((none): no generation, e.g. a cached answer). "
+    "requests is the sample size. p95_lo / p95_hi: 95% distribution-free interval of p95 (order statistics; "
+    "empty when the sample is too small for an upper bound). error_rate_lo / _hi: 95% Wilson interval. "
+    "Cost: tokens x [prices] in ragtrail.toml."
+)
 st.dataframe(table, hide_index=True, key="variants")
-table["arm"] = table["variant"] + " / " + table["quantization"]
-left, right = st.columns(2)
-left.plotly_chart(px.bar(table, x="arm", y="p95_ms", title="p95 latency (ms)"), key="p95")
+table["arm"] = table["variant"] + " / " + table["model"] + " (" + table["quantization"] + ")"
+# Without an upper bound the bar shows the lower side only.
+table["p95_plus"] = (table["p95_hi"] - table["p95_ms"]).fillna(0)
+table["p95_minus"] = table["p95_ms"] - table["p95_lo"]
 table["ci_plus"] = table["error_rate_hi"] - table["error_rate"]
 table["ci_minus"] = table["error_rate"] - table["error_rate_lo"]
+left, right = st.columns(2)
+left.plotly_chart(
+    px.bar(table, x="arm", y="p95_ms", error_y="p95_plus", error_y_minus="p95_minus",
+           hover_data=["requests"], title="p95 latency (ms, 95% CI)"),
+    key="p95",
+)  # fmt: skip
 right.plotly_chart(
-    px.bar(
-        table,
-        x="arm",
-        y="error_rate",
-        error_y="ci_plus",
-        error_y_minus="ci_minus",
-        title="Error rate (95% CI)",
-    ),
+    px.bar(table, x="arm", y="error_rate", error_y="ci_plus", error_y_minus="ci_minus",
+           hover_data=["requests"], title="Error rate (95% Wilson CI)"),
     key="error_rate",
+)  # fmt: skip
+st.plotly_chart(
+    px.bar(
+        table, x="arm", y="cost_per_1k_requests", hover_data=["requests"], title="Cost per 1,000 requests"
+    ),
+    key="cost",
 )
+st.subheader("Quality by arm")
+quality = queries.with_mean_ci(w.load("quality_by_variant", f))
+if quality.empty:
+    st.info("No scores yet: groundedness and citation accuracy appear here once answers are scored.")
+else:
+    st.caption("mean_score_lo / _hi: 95% t interval; scores is the sample size.")
+    st.dataframe(quality, hide_index=True, key="quality")
+    quality["arm"] = quality["variant"] + " / " + quality["model"] + " (" + quality["quantization"] + ")"
+    quality["ci_plus"] = quality["mean_score_hi"] - quality["mean_score"]
+    quality["ci_minus"] = quality["mean_score"] - quality["mean_score_lo"]
+    st.plotly_chart(
+        px.bar(quality, x="metric", y="mean_score", color="arm", barmode="group", error_y="ci_plus",
+               error_y_minus="ci_minus", hover_data=["scores"], title="Mean score (95% CI)"),
+        key="quality_chart",
+    )  # fmt: skip
