@@ -575,11 +575,9 @@ def safety_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
         con,
         f"""
         SELECT {_bucket(bucket_s)} AS bucket,
-               count(*) FILTER (WHERE stage = 'guardrail' AND lower({GUARDRAIL_OUTCOME}) NOT IN ({passes}))
-                   AS triggers,
-               count(*) FILTER (WHERE stage = 'guardrail' AND lower({GUARDRAIL_OUTCOME}) IN ({refusals}))
-                   AS refusals
-        FROM spans WHERE {cond} GROUP BY 1 ORDER BY 1
+               count(*) FILTER (WHERE lower({GUARDRAIL_OUTCOME}) NOT IN ({passes})) AS triggers,
+               count(*) FILTER (WHERE lower({GUARDRAIL_OUTCOME}) IN ({refusals})) AS refusals
+        FROM spans WHERE {cond} AND stage = 'guardrail' GROUP BY 1 ORDER BY 1
         """,
         [*GUARDRAIL_PASS, *GUARDRAIL_REFUSAL, *params],
     )
