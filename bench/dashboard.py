@@ -158,7 +158,7 @@ def _write(data_dir: Path, table_name: str, table: pa.Table) -> None:
 
 
 def page_queries(con, f: Filters, bucket: int) -> dict[str, callable]:
-    """What each page runs on one load (same calls as dashboard/pages/*.py)."""
+    """What each page runs on one load (same calls as dashboard/screens/*.py)."""
     slow = lambda: queries.slowest_traces(con, f, 20)  # noqa: E731
     return {
         "overview": lambda: (

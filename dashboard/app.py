@@ -1,7 +1,10 @@
 """The dashboard entry point: `ragtrail dashboard` runs `streamlit run` on this file.
 
 The store to read comes from the RAGTRAIL_DATA environment variable; each page is one file in
-pages/ and renders the shared sidebar (widgets.sidebar) itself. When the CLI exposes the dashboard
+screens/ and renders the shared sidebar (widgets.sidebar) itself. The folder is deliberately not
+named pages/: Streamlit serves a pages/ folder beside the entry script as separate pages (its
+legacy multipage mode, in force until this file first calls st.navigation), so a URL such as
+/audit would run that page's file directly and skip the login below. When the CLI exposes the dashboard
 beyond loopback it sets login.LOGIN_ENV, and until the session has logged in the navigation holds
 only the login page: no other page (and no query) runs, whatever URL is asked for.
 """
@@ -14,7 +17,7 @@ import streamlit as st
 
 from ragtrail.dashboard import login
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "screens"
 FAILED_LOGIN_DELAY_S = 1.0  # slows password guessing
 
 

@@ -19,7 +19,7 @@ from ragtrail.dashboard import login, widgets
 from ragtrail.store import db, queries
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
-PAGES = sorted(p.stem for p in (DASHBOARD / "pages").glob("*.py") if p.stem != "__init__")
+PAGES = sorted(p.stem for p in (DASHBOARD / "screens").glob("*.py") if p.stem != "__init__")
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def page(demo_store, monkeypatch):
     def run(name: str, data=None) -> AppTest:
         monkeypatch.setenv(widgets.DATA_ENV, str(data or demo_store.data_dir))
         widgets.st.cache_data.clear()
-        path = DASHBOARD / ("app.py" if name == "app" else f"pages/{name}.py")
+        path = DASHBOARD / ("app.py" if name == "app" else f"screens/{name}.py")
         at = AppTest.from_file(str(path), default_timeout=30)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
@@ -380,7 +380,7 @@ def test_login_gate_off_loopback(page, demo_store, monkeypatch):
     assert "Wrong password" in at.error[0].value
     assert not at.metric and not at.dataframe
     with pytest.raises(ValueError, match=r"Known pages: \['Log in'\]"):
-        at.switch_page("pages/audit.py")  # until login the navigation holds no other page
+        at.switch_page("screens/audit.py")  # until login the navigation holds no other page
     at.text_input(key="password").input("s3cret pass")
     at.button[0].click().run()
     assert not at.exception and not at.error
