@@ -6,6 +6,16 @@ import streamlit as st
 from ragtrail.dashboard import widgets as w
 from ragtrail.store import queries
 
+
+def arm_labels(table):
+    """variant, then the model and its quantization ("no generation" for cached or refused answers)."""
+    models = [
+        "no generation" if m == "(none)" else f"{m} {q}"
+        for m, q in zip(table["model"], table["quantization"], strict=True)
+    ]
+    return [f"{v}<br>{m}" for v, m in zip(table["variant"], models, strict=True)]
+
+
 f, _ = w.sidebar()
 st.title("Variants")
 table = queries.with_error_ci(w.load("variants", f))
@@ -21,7 +31,7 @@ st.caption(
     "Cost: tokens x [prices] in ragtrail.toml."
 )
 st.dataframe(table, hide_index=True, key="variants")
-table["arm"] = table["variant"] + " / " + table["model"] + " (" + table["quantization"] + ")"
+table["arm"] = arm_labels(table)
 # Without an upper bound the bar shows the lower side only.
 table["p95_plus"] = (table["p95_hi"] - table["p95_ms"]).fillna(0)
 table["p95_minus"] = table["p95_ms"] - table["p95_lo"]
@@ -51,7 +61,7 @@ if quality.empty:
 else:
     st.caption("mean_score_lo / _hi: 95% t interval; scores is the sample size.")
     st.dataframe(quality, hide_index=True, key="quality")
-    quality["arm"] = quality["variant"] + " / " + quality["model"] + " (" + quality["quantization"] + ")"
+    quality["arm"] = arm_labels(quality)
     quality["ci_plus"] = quality["mean_score_hi"] - quality["mean_score"]
     quality["ci_minus"] = quality["mean_score"] - quality["mean_score_lo"]
     st.plotly_chart(

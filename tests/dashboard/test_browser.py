@@ -25,7 +25,7 @@ PAGES = {
     "latency": ("Latency", '[data-testid="stPlotlyChart"]'),
     "caches": ("Caches", '[data-testid="stPlotlyChart"]'),
     "gpu": ("GPU & serving", '[data-testid="stPlotlyChart"]'),
-    "quality": ("Quality & safety", '[data-testid="stAlert"], [data-testid="stPlotlyChart"]'),
+    "quality": ("Quality & safety", '[data-testid="stPlotlyChart"]'),  # guardrails and PII charts
     "variants": ("Variants", '[data-testid="stPlotlyChart"]'),
     "audit": ("Audit", '[data-testid="stDataFrame"]'),
     "sql": ("SQL", '[data-testid="stPlotlyChart"]'),
