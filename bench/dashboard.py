@@ -225,7 +225,7 @@ def page_queries(con, f: Filters, bucket: int) -> dict[str, callable]:
         "quality": lambda: (
             queries.quality_summary(con, f), queries.quality_over_time(con, f, bucket),
             queries.quality_by_variant(con, f), queries.guardrail_outcomes(con, f),
-            queries.safety_over_time(con, f, bucket), queries.overview(con, f), queries.pii_counts(con, f),
+            queries.safety_over_time(con, f, bucket), queries.pii_counts(con, f),
             queries.requests_per_user(con, f, 20),
         ),
         "variants": lambda: (queries.variants(con, f), queries.quality_by_variant(con, f)),

@@ -560,7 +560,7 @@ def guardrail_outcomes(con, f: Filters) -> pd.DataFrame:
         SELECT coalesce({_attr("ragtrail.guardrail.direction")}, '(unknown)') AS direction,
                coalesce({GUARDRAIL_OUTCOME}, '(unknown)') AS outcome,
                coalesce({_attr("ragtrail.guardrail.reason")}, '') AS reason,
-               count(*) AS spans, count(DISTINCT trace_id) AS requests
+               count(*) AS checks
         FROM spans WHERE {cond} AND stage = 'guardrail' GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3
         """,
         params,
@@ -568,16 +568,18 @@ def guardrail_outcomes(con, f: Filters) -> pd.DataFrame:
 
 
 def safety_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
-    """Per bucket: guardrail triggers (any outcome but a pass) and refusals."""
+    """Per bucket: requests (root spans), guardrail triggers (any outcome but a pass) and refusals."""
     cond, params = f.where()
     passes, refusals = _marks(GUARDRAIL_PASS), _marks(GUARDRAIL_REFUSAL)
     return _df(
         con,
         f"""
-        SELECT {_bucket(bucket_s)} AS bucket,
-               count(*) FILTER (WHERE lower({GUARDRAIL_OUTCOME}) NOT IN ({passes})) AS triggers,
-               count(*) FILTER (WHERE lower({GUARDRAIL_OUTCOME}) IN ({refusals})) AS refusals
-        FROM spans WHERE {cond} AND stage = 'guardrail' GROUP BY 1 ORDER BY 1
+        SELECT {_bucket(bucket_s)} AS bucket, count(*) FILTER (WHERE parent_span_id IS NULL) AS requests,
+               count(*) FILTER (WHERE stage = 'guardrail' AND lower({GUARDRAIL_OUTCOME}) NOT IN ({passes}))
+                   AS triggers,
+               count(*) FILTER (WHERE stage = 'guardrail' AND lower({GUARDRAIL_OUTCOME}) IN ({refusals}))
+                   AS refusals
+        FROM spans WHERE {cond} AND (stage = 'guardrail' OR parent_span_id IS NULL) GROUP BY 1 ORDER BY 1
         """,
         [*GUARDRAIL_PASS, *GUARDRAIL_REFUSAL, *params],
     )

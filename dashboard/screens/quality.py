@@ -50,12 +50,14 @@ safety = w.load("safety_over_time", f, bucket)
 if guard.empty:
     st.info("No guardrail spans in this time range.")
 else:
-    requests = int(w.load("overview", f)["requests"].iloc[0])
+    requests = int(safety["requests"].sum())
     refusals, triggers = int(safety["refusals"].sum()), int(safety["triggers"].sum())
     cols = st.columns(3)
     cols[0].metric("Guardrail triggers", f"{triggers:,}", help="guardrail spans whose outcome is not a pass")
     cols[1].metric("Refusals", f"{refusals:,}", help="guardrail outcome refused / blocked")
-    cols[2].metric("Refusal rate", w.fmt_pct(refusals / requests if requests else None))
+    cols[2].metric(
+        "Refusal rate", w.fmt_pct(refusals / requests if requests else None), help=f"of {requests:,} requests"
+    )
     left, right = st.columns(2)
     left.plotly_chart(
         px.bar(

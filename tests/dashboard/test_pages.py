@@ -325,6 +325,8 @@ def test_quality_page_guardrails_and_empty_scores(page, demo_store):
         "json_extract_string(attributes, '$.\"ragtrail.guardrail.outcome\"') = 'refused'"
     )
     assert refusals > 0 and metric(at, "Refusals") == f"{refusals:,}"
+    requests = demo_store.scalar("SELECT count(*) FROM spans WHERE parent_span_id IS NULL")
+    assert metric(at, "Refusal rate") == f"{100 * refusals / requests:.2f}%"
     pii = demo_store.scalar(
         "SELECT sum(CAST(json_extract(pii, '$.EMAIL_ADDRESS') AS BIGINT)) FROM content WHERE pii IS NOT NULL"
     )
