@@ -22,8 +22,9 @@ output_per_1m = 1.5
 [redaction]
 ner = false  # patterns only: PII counts and user pseudonyms to show, without the NER model's cost
 """
-# Cache flush, re-index and prompt change inside the run: cache misses of every cause.
-CHAOS = "cache_cold@20s,corpus_update@35s,prompt_change@45s"
+# Cache flush, re-index and prompt change inside the run (cache misses of every cause), a vector DB
+# outage and a GPU OOM storm (errors and fallbacks).
+CHAOS = "vector_db_down@12s+4s,cache_cold@20s,corpus_update@35s,prompt_change@45s,oom@50s+4s"
 
 
 @pytest.fixture(scope="session")
