@@ -26,14 +26,32 @@ st.caption(
     "version (stored for an older prompt or corpus version), bypass (not cacheable, e.g. personal data)."
 )
 misses = w.load("cache_misses_by_reason", f)
+# One colour per cause on both charts, whatever order the causes first appear in.
+colours = dict(
+    zip(["cold", "ttl", "version", "bypass", "unknown"], px.colors.qualitative.Plotly, strict=False)
+)
 left, right = st.columns(2)
 left.plotly_chart(
-    px.bar(misses, x="cache_layer", y="misses", color="reason", title="Misses per layer by cause"),
+    px.bar(
+        misses,
+        x="cache_layer",
+        y="misses",
+        color="reason",
+        color_discrete_map=colours,
+        title="Misses per layer by cause",
+    ),
     key="misses_by_reason",
 )
 miss_series = w.load("cache_misses_over_time", f, bucket)
 right.plotly_chart(
-    px.bar(miss_series, x="bucket", y="misses", color="reason", title="Misses over time by cause"),
+    px.bar(
+        miss_series,
+        x="bucket",
+        y="misses",
+        color="reason",
+        color_discrete_map=colours,
+        title="Misses over time by cause",
+    ),
     key="misses_over_time",
 )
 
@@ -48,7 +66,11 @@ for col, row in zip(cols, savings.itertuples(), strict=False):
         f" - {w.fmt_ms(row.hit_median_ms)} on a hit)",
     )
 tokens = w.load("cached_tokens", f)
-cols[-1].metric("Prompt tokens read from the KV / prefix cache", w.fmt_num(tokens["cached_tokens"].sum()))
+cols[-1].metric(
+    "KV / prefix cache tokens",
+    w.fmt_num(tokens["cached_tokens"].sum()),
+    help="prompt tokens the serving engine read from its prefix / KV cache (cache_read_tokens)",
+)
 st.caption(
     "Estimates from requests that did and did not hit at each layer: time saved = hits x (median request "
     "latency on a miss - on a hit); tokens saved = hits x (mean tokens of a miss request - of a hit request)."

@@ -18,8 +18,8 @@ if gpu.empty and serving.empty:
 st.subheader("Serving against the GPUs")
 util = w.load("gpu_utilization_over_time", f, bucket)
 panels = [
-    ("Generate latency (ms)", [("generate_p50_ms", "p50"), ("generate_p95_ms", "p95")]),
-    ("Queue time (ms)", [("queue_ms", "mean"), ("queue_p95_ms", "p95")]),
+    ("Generate latency (ms)", [("generate_p50_ms", "generate p50"), ("generate_p95_ms", "generate p95")]),
+    ("Queue time (ms)", [("queue_ms", "queue mean"), ("queue_p95_ms", "queue p95")]),
     ("Batch size (mean)", [("batch_size", "batch size")]),
 ]
 fig = make_subplots(

@@ -76,7 +76,7 @@ def browser():
 
 def test_every_page_in_a_browser(browser, dashboard_url, tmp_path):
     """One browser session walks every page through the sidebar navigation, as a person would."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
     out = Path(os.environ.get("RAGTRAIL_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     page.goto(dashboard_url)

@@ -291,7 +291,7 @@ def test_cache_misses_by_cause_and_savings_match_sql(page, demo_store):
     assert hits > 0
     assert metric(at, "response time saved") == f"{hits * (miss_ms - hit_ms) / 1000:,.1f} s"
     cached = demo_store.scalar("SELECT sum(cache_read_tokens) FROM spans WHERE stage = 'generate'")
-    assert metric(at, "Prompt tokens read from the KV / prefix cache") == f"{cached:,.0f}"
+    assert metric(at, "KV / prefix cache tokens") == f"{cached:,.0f}"
 
 
 def test_gpu_page_plots_serving_and_utilization_on_one_time_axis(page, demo_store):
@@ -301,7 +301,7 @@ def test_gpu_page_plots_serving_and_utilization_on_one_time_axis(page, demo_stor
     assert len(axes) == 4
     assert all(fig["layout"][a].get("matches") == "x4" for a in axes if a != "xaxis4")  # shared x
     names = [t["name"] for t in fig["data"]]
-    assert {"p95", "batch size"} <= set(names)
+    assert {"generate p95", "queue mean", "batch size"} <= set(names)
     batch = values(next(t for t in fig["data"] if t["name"] == "batch size")["y"])
     low, high = demo_store.sql(
         "SELECT min(b), max(b) FROM (SELECT CAST(json_extract_string(attributes, "
