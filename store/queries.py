@@ -83,9 +83,9 @@ def _bucket(bucket_s: int, col: str = "time") -> str:
     return f"time_bucket(to_seconds({max(1, int(bucket_s))}::BIGINT), {col})"
 
 
-def _attr(key: str, alias: str = "") -> str:
+def _attr(key: str) -> str:
     """A span attribute kept in the attributes JSON column (no column of its own), as text."""
-    return f"json_extract_string({alias}attributes, '$.\"{key}\"')"
+    return f"json_extract_string(attributes, '$.\"{key}\"')"
 
 
 # --- sidebar -------------------------------------------------------------------------------------
@@ -387,16 +387,17 @@ def cache_savings(con, f: Filters) -> pd.DataFrame:
         ),
         per_trace AS (
             SELECT trace_id, max(duration_ms) FILTER (WHERE parent_span_id IS NULL) AS request_ms,
-                   coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
-                   coalesce(sum(cache_read_tokens), 0) AS cached_tokens
-            FROM spans WHERE trace_id IN (SELECT trace_id FROM lookups) GROUP BY 1
+                   coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens
+            FROM spans
+            WHERE {cond} AND (parent_span_id IS NULL OR input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
+            GROUP BY 1
         )
         SELECT l.cache_layer, l.cache_hit, count(*) AS lookups,
                quantile_cont(p.request_ms, 0.5) AS median_request_ms,
-               avg(p.tokens) AS mean_tokens, sum(p.cached_tokens) AS cached_tokens
+               avg(p.tokens) AS mean_tokens
         FROM lookups l JOIN per_trace p USING (trace_id) GROUP BY 1, 2
         """,
-        params,
+        params * 2,  # the same selection for the lookups and the requests they belong to
     )
     rows = []
     for layer, g in frame.groupby("cache_layer", sort=True):
