@@ -489,12 +489,14 @@ def serving_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
 
 
 def quality_summary(con, f: Filters) -> pd.DataFrame:
-    """Per metric: scores, mean and sample standard deviation (for ``with_mean_ci``)."""
+    """Per metric: scores, mean, sample standard deviation and whether every score is 0 or 1
+    (for ``with_mean_ci``)."""
     cond, params = f.where(level="linked")
     return _df(
         con,
         f"""
-        SELECT metric, count(score) AS scores, avg(score) AS mean_score, stddev_samp(score) AS sd
+        SELECT metric, count(score) AS scores, avg(score) AS mean_score, stddev_samp(score) AS sd,
+               bool_and(score IN (0, 1)) AS binary
         FROM quality WHERE {cond} GROUP BY 1 ORDER BY 1
         """,
         params,
@@ -514,14 +516,15 @@ def quality_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
 
 
 def quality_by_variant(con, f: Filters) -> pd.DataFrame:
-    """Per arm (variant, model, quantization of the trace) and metric: scores, mean, sd."""
+    """Per arm (variant, model, quantization of the trace) and metric: scores, mean, sd, binary."""
     cond, params = f.where("q.time", "q.service_name", level="linked.q.")
     return _df(
         con,
         f"""
         SELECT coalesce(t.variant, '(none)') AS variant, coalesce(t.model, '(none)') AS model,
                coalesce(t.quantization, '(none)') AS quantization, q.metric,
-               count(q.score) AS scores, avg(q.score) AS mean_score, stddev_samp(q.score) AS sd
+               count(q.score) AS scores, avg(q.score) AS mean_score, stddev_samp(q.score) AS sd,
+               bool_and(q.score IN (0, 1)) AS binary
         FROM quality q JOIN traces t USING (trace_id) WHERE {cond} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         """,
         params,
@@ -661,14 +664,20 @@ def t_quantile_975(df: int) -> float:
 
 
 def with_mean_ci(table: pd.DataFrame, n_col: str = "scores", mean_col: str = "mean_score") -> pd.DataFrame:
-    """Add ``{mean}_lo`` / ``{mean}_hi``: 95% t interval from ``n``, the mean and ``sd``."""
+    """Add ``{mean}_lo`` / ``{mean}_hi``, 95% intervals of the mean: Wilson for 0/1 scores
+    (``binary``: pass/fail metrics, thumbs), Student's t from ``sd`` for the rest."""
     out = table.copy()
-    half = [
-        t_quantile_975(int(n) - 1) * sd / n**0.5 if n and n > 1 and pd.notna(sd) else float("nan")
-        for n, sd in zip(out[n_col], out["sd"], strict=True)
-    ]
-    out[f"{mean_col}_lo"] = out[mean_col] - half
-    out[f"{mean_col}_hi"] = out[mean_col] + half
+    bounds = []
+    for n, mean, sd, binary in zip(out[n_col], out[mean_col], out["sd"], out["binary"], strict=True):
+        if binary:
+            bounds.append(wilson_interval(round(mean * n), int(n)))
+        elif n > 1 and pd.notna(sd):
+            half = t_quantile_975(int(n) - 1) * sd / n**0.5
+            bounds.append((mean - half, mean + half))
+        else:
+            bounds.append((float("nan"), float("nan")))
+    out[f"{mean_col}_lo"] = [b[0] for b in bounds]
+    out[f"{mean_col}_hi"] = [b[1] for b in bounds]
     return out
 
 

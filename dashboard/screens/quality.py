@@ -23,7 +23,8 @@ else:
         col.metric(
             f"Mean {row.metric}",
             f"{row.mean_score:.3f}",
-            help=f"95% t interval {row.mean_score_lo:.3f} – {row.mean_score_hi:.3f}, n = {row.scores:,}",
+            help=f"95% interval {row.mean_score_lo:.3f} – {row.mean_score_hi:.3f} "
+            f"({'Wilson' if row.binary else 't'}), n = {row.scores:,}",
         )
     st.dataframe(summary, hide_index=True, key="quality_summary")
     series = w.load("quality_over_time", f, bucket)

@@ -59,7 +59,10 @@ quality = queries.with_mean_ci(w.load("quality_by_variant", f))
 if quality.empty:
     st.info("No scores yet: groundedness and citation accuracy appear here once answers are scored.")
 else:
-    st.caption("mean_score_lo / _hi: 95% t interval; scores is the sample size.")
+    st.caption(
+        "mean_score_lo / _hi: 95% interval of the mean (Wilson for 0/1 scores, else Student's t); "
+        "scores is the sample size."
+    )
     st.dataframe(quality, hide_index=True, key="quality")
     quality["arm"] = arm_labels(quality)
     quality["ci_plus"] = quality["mean_score_hi"] - quality["mean_score"]

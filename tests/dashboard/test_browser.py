@@ -38,11 +38,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(demo_store, tmp_path_factory):
+def dashboard_url(scored_store, tmp_path_factory):
+    """The demo store with evaluator scores, so the quality charts show too."""
     port = free_port()
     log = (tmp_path_factory.mktemp("dashboard") / "dashboard.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ragtrail.cli", "dashboard", "--data", str(demo_store.data_dir), "--port", str(port)],
+        [sys.executable, "-m", "ragtrail.cli", "dashboard", "--data", str(scored_store), "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -346,7 +346,17 @@ def test_quality_page_scores_over_time_and_by_variant(page, scored_store):
     half = queries.t_quantile_975(n - 1) * sd / math.sqrt(n)
     shown = next(m for m in at.metric if m.label == "Mean groundedness")
     assert shown.value == f"{mean:.3f}"
-    assert f"{mean - half:.3f} – {mean + half:.3f}, n = {n:,}" in shown.proto.help
+    assert f"{mean - half:.3f} – {mean + half:.3f} (t), n = {n:,}" in shown.proto.help
+    con = db.connect(scored_store)
+    try:
+        n, hits = con.execute(
+            "SELECT count(*), sum(score)::INT FROM quality WHERE metric = 'citation_accuracy'"
+        ).fetchone()
+    finally:
+        con.close()
+    lo, hi = queries.wilson_interval(hits, n)  # pass/fail scores: Wilson, inside [0, 1]
+    shown = next(m for m in at.metric if m.label == "Mean citation_accuracy")
+    assert f"{lo:.3f} – {hi:.3f} (Wilson), n = {n:,}" in shown.proto.help
     titles = " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "Mean score over time" in titles and "Mean score by variant" in titles
 
