@@ -32,6 +32,12 @@ def digest(password: str) -> str:
 def configured_digest(settings: dict | None, password: str | None = None) -> str | None:
     """The expected digest: from ``password`` (the environment variable) if given, else from the
     ``[dashboard]`` table's ``password_sha256``; None when neither is set."""
+    unknown = set(settings or {}) - {"password_sha256"}
+    if unknown:
+        raise LoginConfigError(
+            f"[dashboard]: unknown setting(s) {', '.join(sorted(unknown))}; the login takes "
+            "password_sha256 (the file never holds the password itself)"
+        )
     if password:
         return digest(password)
     value = (settings or {}).get("password_sha256")

@@ -408,3 +408,5 @@ def test_login_digest_compare():
     assert login.configured_digest(None) is None
     with pytest.raises(login.LoginConfigError):
         login.configured_digest({"password_sha256": "pw"})
+    with pytest.raises(login.LoginConfigError, match="unknown setting"):
+        login.configured_digest({"password": "pw"})  # a typo or a plain password: refused, not ignored
