@@ -230,7 +230,8 @@ def page_queries(con, f: Filters, bucket: int) -> dict[str, callable]:
         ),
         "variants": lambda: (queries.variants(con, f), queries.quality_by_variant(con, f)),
         "audit": lambda: (queries.search_traces(con, f, doc_id="kb-007", doc_version="v1"),
-                          queries.trace_documents(con, "0" * 32), queries.trace_content(con, "0" * 32)),
+                          queries.trace_documents(con, "0" * 32), queries.trace_content(con, "0" * 32),
+                          queries.trace_guardrails(con, "0" * 32)),
     }  # fmt: skip
 
 

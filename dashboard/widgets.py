@@ -74,7 +74,8 @@ def load(name: str, f: Filters, *args) -> pd.DataFrame:
 
 
 def load_trace(name: str, trace_id: str) -> pd.DataFrame:
-    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents), cached."""
+    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents,
+    trace_guardrails), cached."""
     return _load_trace(data_dir(), name, trace_id)
 
 

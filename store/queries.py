@@ -774,6 +774,19 @@ def trace_documents(con, trace_id: str) -> pd.DataFrame:
     )
 
 
+def trace_guardrails(con, trace_id: str) -> pd.DataFrame:
+    """One trace's guardrail checks: direction, outcome, reason (ragtrail.guardrail.* attributes)."""
+    return _df(
+        con,
+        f"""
+        SELECT time, {_attr("ragtrail.guardrail.direction")} AS direction, {GUARDRAIL_OUTCOME} AS outcome,
+               {_attr("ragtrail.guardrail.reason")} AS reason, name, status, span_id
+        FROM spans WHERE trace_id = ? AND stage = 'guardrail' ORDER BY time
+        """,
+        [trace_id.strip().lower()],
+    )
+
+
 # Starting points offered by the dashboard's SQL console (any single read-only SELECT is allowed).
 EXAMPLE_QUERIES: dict[str, str] = {
     "Requests per service": "SELECT service_name, count(*) AS requests, avg((status = 'ERROR')::INT) AS error_rate\n"

@@ -35,6 +35,8 @@ for role in ("prompt", "response"):
     if not texts.empty:
         st.markdown(f"**{role}**")
         st.text(texts.iloc[0])
+st.subheader("Guardrails")
+st.dataframe(w.load_trace("trace_guardrails", chosen), hide_index=True, key="guardrails")
 st.subheader("Documents")
 st.dataframe(documents, hide_index=True, key="documents")
 st.subheader("All recorded content")

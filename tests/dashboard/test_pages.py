@@ -221,7 +221,14 @@ def test_audit_finds_the_answers_that_used_a_document(page, demo_store):
     found = at.dataframe[0].value
     assert len(found) == min(uses, 200)
     chosen = at.selectbox(key="audit_chosen").value
-    docs = at.dataframe[1].value
+    guardrails = at.dataframe[1].value
+    assert list(guardrails["outcome"]) == [
+        o for (o,) in demo_store.sql(
+            "SELECT json_extract_string(attributes, '$.\"ragtrail.guardrail.outcome\"') FROM spans "
+            f"WHERE trace_id = '{chosen}' AND stage = 'guardrail' ORDER BY time"
+        )
+    ]  # fmt: skip
+    docs = at.dataframe[2].value
     assert doc_id in set(docs["doc_id"])
     assert len(docs) == demo_store.scalar(f"SELECT count(*) FROM documents WHERE trace_id = '{chosen}'")
     assert len(at.get("download_button")) == 3  # CSV, JSONL, Parquet
