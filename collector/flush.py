@@ -142,11 +142,12 @@ def flush_segment(data_dir: Path, writer: str, segment: Segment, row_group_rows:
 # --- compaction --------------------------------------------------------------------------------------
 
 
-def recover_partition(data_dir: Path, partition: Path) -> int:
+def recover_partition(partition: Path) -> int:
     """Finish or undo a compaction a crash interrupted (see the module docstring), then quarantine
     published files that do not decode; returns how many were quarantined."""
     for tmp in partition.glob(f".*{layout.TMP}"):
         tmp.unlink(missing_ok=True)
+    data_dir = layout.data_dir_of(partition)
     quarantined = 0
     for pending in partition.glob(f"*{layout.PENDING}"):
         if why := readable(pending):  # written and synced before step 2, so only bit rot gets here
@@ -165,9 +166,7 @@ def recover_partition(data_dir: Path, partition: Path) -> int:
     return quarantined
 
 
-def compact_partition(
-    data_dir: Path, partition: Path, writer: str, config: FlushConfig, max_segment: int | None
-) -> int:
+def compact_partition(partition: Path, writer: str, config: FlushConfig, max_segment: int | None) -> int:
     """Merge the partition's small files into one; returns how many files were merged."""
     candidates = []
     for path in layout.published_files(partition):
@@ -194,7 +193,7 @@ def compact_partition(
         except Exception as exc:  # a damaged input: set it aside, compact the rest next round
             if not (why := damaged(exc)):
                 raise
-            quarantine(data_dir, path, why)
+            quarantine(layout.data_dir_of(partition), path, why)
             return 0
     table = pa.concat_tables(tables, promote_options="permissive")
     table = table.sort_by("time")
@@ -303,7 +302,7 @@ class Flusher:
             oldest = self._oldest_live_segment()
             for partition in all_partitions(self.data_dir):
                 try:
-                    merged += compact_partition(self.data_dir, partition, self.writer, self.config, oldest)
+                    merged += compact_partition(partition, self.writer, self.config, oldest)
                 except OSError as exc:
                     log.error("compaction of %s failed: %s", partition, exc)
         return merged
@@ -315,7 +314,7 @@ def recover(data_dir: Path, wal_dir: Path, writer: str, config: FlushConfig, rep
     Returns (rows replayed, files quarantined). Running it twice over the same files is harmless."""
     quarantined = 0
     for partition in all_partitions(data_dir):
-        quarantined += recover_partition(data_dir, partition)
+        quarantined += recover_partition(partition)
     replayed = 0
     Path(wal_dir).mkdir(parents=True, exist_ok=True)
     for segment in replay(wal_dir):

@@ -8,6 +8,7 @@ segment id already published, so a new segment can never reuse an old file name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
@@ -19,9 +20,10 @@ import uvicorn
 
 from ragtrail.collector import flush, otlp_grpc, pipeline, wal
 from ragtrail.collector.ingest import Ingest
+from ragtrail.collector.maintenance import Maintenance
 from ragtrail.collector.otlp_http import OtlpHttpApp
 from ragtrail.config import Config
-from ragtrail.store import layout
+from ragtrail.store import layout, locks
 
 log = logging.getLogger("ragtrail.collector")
 
@@ -34,10 +36,14 @@ class Collector:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.writer = layout.writer_id(self.data_dir, config.collector.writer_id)
         self._stopped = threading.Event()
+        self._presence = contextlib.ExitStack()  # tells erasure a live collector owns the WAL
+        self._presence.enter_context(locks.collector_presence(self.data_dir))
 
-        replayed, quarantined = flush.recover(
-            self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay
-        )
+        # Under the maintenance lock: an erasure that found no collector may be rewriting the WAL.
+        with locks.maintenance_lock(self.data_dir):
+            replayed, quarantined = flush.recover(
+                self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay
+            )
         if replayed:
             log.info("replayed %d rows from the write-ahead log", replayed)
         if quarantined:
@@ -52,6 +58,11 @@ class Collector:
                 initializer=functools.partial(pipeline.init_worker, pool_worker=True),
                 initargs=(config.redaction, self.data_dir),
             )
+            # Start every worker (each loads the NER model: seconds) before /healthz says ready,
+            # so the first clients are not the ones who wait for it.
+            warm = [self.executor.submit(pipeline.warm_worker) for _ in range(config.collector.workers)]
+            for future in warm:
+                future.result()
         else:
             pipeline.init_worker(config.redaction, self.data_dir)
 
@@ -59,6 +70,7 @@ class Collector:
             self.data_dir, self.writer, config.flush, release=self._release, oldest_live_segment=lambda: None
         )
         self.wal = wal.WriteAheadLog(config.wal_dir, config.wal, first_segment, on_seal=self.flusher.submit)
+        self.maintenance = Maintenance(self.data_dir, self.wal, config.extra)
         c = config.collector
         self.ingest = Ingest(
             self.wal,
@@ -133,10 +145,12 @@ class Collector:
             log.info("stopped: write-ahead log sealed and flushed")
 
     def close(self) -> None:
+        self.maintenance.close()
         self.wal.close()
         self.flusher.close()
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
+        self._presence.close()
 
 
 def run(config: Config) -> None:

@@ -89,6 +89,11 @@ def read_segment(path: Path) -> tuple[list[bytes], str | None]:
     return payloads, None if pos == len(data) else f"truncated header after {len(payloads)} records"
 
 
+def frame_header(payload: bytes) -> bytes:
+    """The length + CRC header that precedes ``payload`` in a segment (erasure rewrites frames)."""
+    return _RECORD.pack(len(payload), zlib.crc32(payload))
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -196,7 +201,7 @@ class WriteAheadLog:
             segment = self._ensure_segment()
             frames = []
             for payload, _ in batch:
-                frames.append(_RECORD.pack(len(payload), zlib.crc32(payload)))
+                frames.append(frame_header(payload))
                 frames.append(payload)
             data = b"".join(frames)
             start = segment.size

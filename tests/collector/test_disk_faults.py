@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -154,7 +153,7 @@ def payload(sender: int, seq: int) -> bytes:
 
 
 def frame(data: bytes) -> bytes:
-    return wal._RECORD.pack(len(data), zlib.crc32(data)) + data
+    return wal.frame_header(data) + data
 
 
 def write_segment(wal_dir: Path, seg: int, body: bytes) -> None:
@@ -226,9 +225,9 @@ def test_compaction_quarantines_a_damaged_input_and_compacts_the_rest(tmp_path):
     data[8:40] = b"\xff" * 32  # footer intact, pages garbage: only a full read finds it
     bad.write_bytes(bytes(data))
     config = FlushConfig(compact_min_files=4)
-    assert flush.compact_partition(tmp_path, part, "w1", config, max_segment=None) == 0
+    assert flush.compact_partition(part, "w1", config, max_segment=None) == 0
     assert not bad.exists()
     assert (layout.quarantine_dir(tmp_path) / bad.relative_to(tmp_path)).exists()
-    assert flush.compact_partition(tmp_path, part, "w1", config, max_segment=None) == 5
+    assert flush.compact_partition(part, "w1", config, max_segment=None) == 5
     (merged,) = layout.published_files(part)
     assert sorted(pq.read_table(merged)["span_id"].to_pylist()) == ["s1", "s2", "s4", "s5", "s6"]

@@ -65,9 +65,7 @@ def _rows(part):
 def test_compaction_merges_small_files_without_changing_rows(tmp_path):
     part = _partition_with_files(tmp_path, 20)
     before = _rows(part)
-    merged = flush.compact_partition(
-        tmp_path, part, "w1", FlushConfig(compact_min_files=16), max_segment=None
-    )
+    merged = flush.compact_partition(part, "w1", FlushConfig(compact_min_files=16), max_segment=None)
     assert merged == 20
     files = layout.published_files(part)
     assert len(files) == 1 and layout.segment_range(files[0].name) == (1, 20)
@@ -88,6 +86,6 @@ def test_crash_after_pending_rename_is_finished_at_startup(tmp_path):
     )
     inputs[0].unlink()  # crashed half-way through deleting the inputs
     (part / ".junk.parquet.tmp").write_bytes(b"partial")  # and a compaction that never finished writing
-    flush.recover_partition(tmp_path, part)
+    flush.recover_partition(part)
     assert [p.name for p in part.iterdir()] == [final.name]
     assert _rows(part) == before  # each row exactly once
