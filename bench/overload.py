@@ -4,7 +4,9 @@ for a long time, then every span accounted for. CI runs a 1.5 s burst of the sam
 
     python bench/overload.py [--seconds 60] [--factor 5] [--exporters 6] [--max-pending 60000]
 
-Prints one table row; exits non-zero if a span the SDK exported is missing or stored twice.
+Prints one table row; exits non-zero if a span the SDK exported is missing or stored twice. The
+backlog (factor - 1 of every span offered) drains at the exporters' retry pace, so a 60 s run takes
+several minutes in all.
 """
 
 from __future__ import annotations
