@@ -42,8 +42,31 @@ def test_wal_refuses_beyond_its_memory_bound(tmp_path):
         tmp_path, WalConfig(segment_seconds=60, max_pending_bytes=1000), 1, on_seal=lambda s: None
     )
     log.append(b"x" * 600).result(10)
-    with pytest.raises(Overloaded):
+    with pytest.raises(Overloaded) as refused:
         log.append(b"x" * 600)
+    assert refused.value.retry_after in (1, 2, 3) and log.overloaded == 1
+    log.close()
+
+
+def test_a_full_wal_lets_a_request_wait_for_the_flusher_then_refuses(tmp_path):
+    """Admission wait: space freed by the flusher within ``wait`` admits the request; none, a 503."""
+    import threading
+
+    import pytest
+
+    from ragtrail.collector.errors import Overloaded
+
+    log = wal.WriteAheadLog(
+        tmp_path, WalConfig(segment_seconds=60, max_pending_bytes=1000), 1, on_seal=lambda s: None
+    )
+    log.append(b"x" * 600).result(10)
+    with pytest.raises(Overloaded):
+        log.append(b"y" * 600, wait=0.05)  # nobody frees space: refused once the wait is over
+    held = log.unflushed_bytes
+    flusher = threading.Timer(0.1, log.release, args=(wal.Segment(1, tmp_path / "x", size=held),))
+    flusher.start()
+    assert log.append(b"y" * 600, wait=5).result(10) == 1  # admitted once the flusher released bytes
+    flusher.join()
     log.close()
 
 
