@@ -15,12 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _open_lock_file(path: Path) -> int:
+    """The lock file, opened read-only: flock needs no write access, and a file held open for
+    writing would keep the data directory's filesystem from being remounted read-only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return os.open(path, os.O_RDONLY)
+
+
 @contextlib.contextmanager
 def maintenance_lock(data_dir: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Hold the data directory's maintenance lock; yields False if non-blocking and busy."""
-    path = Path(data_dir) / "maintenance.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock_file(Path(data_dir) / "maintenance.lock")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -38,9 +45,7 @@ def maintenance_lock(data_dir: Path, *, blocking: bool = True) -> Iterator[bool]
 @contextlib.contextmanager
 def collector_presence(data_dir: Path) -> Iterator[None]:
     """Held (shared) by a running collector for its lifetime, so maintenance can tell it is live."""
-    path = Path(data_dir) / "collector.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock_file(Path(data_dir) / "collector.lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         yield
@@ -53,7 +58,7 @@ def collector_running(data_dir: Path) -> bool:
     path = Path(data_dir) / "collector.lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
