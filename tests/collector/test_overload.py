@@ -212,4 +212,6 @@ def test_sdk_exporters_under_5x_overload_deliver_every_span_exactly_once(collect
     assert int(health["refused"]) > 0 and sum(transient.counts.values()) > 0
     quarters = [rss[i * len(rss) // 4 : (i + 1) * len(rss) // 4] for i in range(4)]
     assert peak - baseline < 200 * 1024 * 1024, "collector memory grew too much"
-    assert max(quarters[3]) <= max(quarters[0]) + 32 * 1024 * 1024, "memory still growing: not bounded"
+    # Warm-up (first batches, the quality pass's first read) may step RSS up early; bounded means
+    # flat afterwards: the second half of the storm adds no more than noise.
+    assert max(quarters[3]) <= max(quarters[1]) + 16 * 1024 * 1024, "memory still growing: not bounded"
