@@ -173,6 +173,11 @@ def count_spans(data_dir: Path) -> int:
     return db.query(data_dir, "SELECT count(*) FROM spans").rows[0][0]
 
 
+def _tree_cpu(ps: psutil.Process) -> float:
+    procs = [ps, *ps.children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
 def run_case(transport: str, concurrency: int, seconds: float, redaction: bool, workers: int) -> dict:
     data = Path(tempfile.mkdtemp(prefix="ragtrail-bench-"))
     gport, hport = free_port(), free_port()
@@ -199,6 +204,7 @@ def run_case(transport: str, concurrency: int, seconds: float, redaction: bool, 
         for p in procs:
             p.start()
         peak_rss = 0
+        cpu0 = _tree_cpu(ps)
         while any(p.is_alive() for p in procs) and out.qsize() < concurrency:
             rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
             peak_rss = max(peak_rss, rss)
@@ -213,6 +219,7 @@ def run_case(transport: str, concurrency: int, seconds: float, redaction: bool, 
         while count_spans(data) < acked and time.monotonic() - t0 < send_seconds + 60:
             time.sleep(0.1)
         queryable_seconds = time.monotonic() - t0
+        cpu = _tree_cpu(ps) - cpu0
         stored = count_spans(data)
         return {
             "transport": transport,
@@ -225,6 +232,9 @@ def run_case(transport: str, concurrency: int, seconds: float, redaction: bool, 
             "peak_rss_mb": peak_rss / 2**20,
             "errors": errors,
             "lost": max(0, acked - stored),
+            # CPU the collector (and its pool workers) spent per stored span: what bounds the
+            # rate on a machine whose cores the load generator shares.
+            "cpu_us_span": cpu / max(stored, 1) * 1e6,
         }
     finally:
         proc.terminate()
@@ -244,14 +254,14 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
           f"{SPANS_PER_REQUEST} spans/request, {len(make_request(0)) / 1024:.0f} KiB/request")  # fmt: skip
-    header = f"{'transport':9} {'conc':>4} {'redact':>6} {'acked spans/s':>14} {'queryable spans/s':>18} {'lag s':>6} {'p50 ms':>7} {'peak RSS MB':>11} {'errors':>6} {'lost':>5}"
+    header = f"{'transport':9} {'conc':>4} {'redact':>6} {'acked spans/s':>14} {'queryable spans/s':>18} {'lag s':>6} {'p50 ms':>7} {'peak RSS MB':>11} {'errors':>6} {'lost':>5} {'CPU us/span':>11}"
     print(header)
     print("-" * len(header))
     for transport in args.transports.split(","):
         for conc in [int(c) for c in args.concurrency.split(",")]:
             r = run_case(transport, conc, args.seconds, args.redaction, args.workers)
             print(f"{r['transport']:9} {r['conc']:>4} {r['redaction']:>6} {r['acked_spans_s']:>14,.0f} {r['queryable_spans_s']:>18,.0f} "
-                  f"{r['lag_s']:>6.1f} {r['p50_ms']:>7.1f} {r['peak_rss_mb']:>11.0f} {r['errors']:>6} {r['lost']:>5}", flush=True)  # fmt: skip
+                  f"{r['lag_s']:>6.1f} {r['p50_ms']:>7.1f} {r['peak_rss_mb']:>11.0f} {r['errors']:>6} {r['lost']:>5} {r['cpu_us_span']:>11.1f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ rows, so nothing is duplicated. Compaction merges a partition's small files into
 
 Readers never see a row twice; for the instant between 3 and 4 they miss the compacted rows.
 Only WAL segments already deleted are ever compacted, so replay and compaction never overlap.
+
+Damaged files are never fatal: a WAL segment with a torn or corrupt record (its complete records are
+replayed first) and a Parquet file whose footer or pages do not decode are moved to
+``quarantine/`` (same relative path), logged, and counted on /healthz. Nothing is deleted.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -50,11 +55,51 @@ def write_parquet_atomic(
     tmp = path.parent / f".{path.name}{layout.TMP}"
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    with tmp.open("wb") as fh:
-        pq.write_table(table, fh, compression="zstd", row_group_size=row_group_rows)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as fh:
+            pq.write_table(table, fh, compression="zstd", row_group_size=row_group_rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk-full write must not leave its partial file taking space
+        raise
+
+
+def quarantine(data_dir: Path, path: Path, reason: str) -> Path:
+    """Move a damaged file to ``quarantine/`` under its path relative to the data dir; never delete."""
+    data_dir, path = Path(data_dir).resolve(), Path(path).resolve()
+    rel = path.relative_to(data_dir) if path.is_relative_to(data_dir) else Path(path.name)
+    target = layout.quarantine_dir(data_dir) / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target = target.with_name(f"{target.name}.{secrets.token_hex(4)}")
+    os.replace(path, target)
+    fsync_dir(path.parent)
+    fsync_dir(target.parent)
+    log.error("quarantined %s (%s); moved to %s", rel, reason, target)
+    return target
+
+
+def damaged(exc: Exception) -> str | None:
+    """Why ``exc`` means the file is damaged, or None when it is a system error (disk, permissions)
+    that says nothing about the file. pyarrow reports a bad page as an OSError without an errno."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return None
+    if isinstance(exc, pa.ArrowException | OSError):
+        return f"unreadable Parquet: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return None
+
+
+def readable(path: Path) -> str | None:
+    """None if the Parquet footer decodes, else why not. System errors are raised, not judged."""
+    try:
+        pq.read_metadata(path)
+    except Exception as exc:
+        if why := damaged(exc):
+            return why
+        raise
+    return None
 
 
 def split_by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -97,16 +142,28 @@ def flush_segment(data_dir: Path, writer: str, segment: Segment, row_group_rows:
 # --- compaction --------------------------------------------------------------------------------------
 
 
-def recover_partition(partition: Path) -> None:
-    """Finish or undo a compaction a crash interrupted (see the module docstring)."""
+def recover_partition(partition: Path) -> int:
+    """Finish or undo a compaction a crash interrupted (see the module docstring), then quarantine
+    published files that do not decode; returns how many were quarantined."""
     for tmp in partition.glob(f".*{layout.TMP}"):
         tmp.unlink(missing_ok=True)
+    data_dir = layout.data_dir_of(partition)
+    quarantined = 0
     for pending in partition.glob(f"*{layout.PENDING}"):
+        if why := readable(pending):  # written and synced before step 2, so only bit rot gets here
+            quarantine(data_dir, pending, why)
+            quarantined += 1
+            continue
         meta = pq.read_schema(pending).metadata or {}
         for name in orjson.loads(meta.get(INPUTS_KEY, b"[]")):
             (partition / name).unlink(missing_ok=True)
         pending.rename(partition / pending.name[: -len(layout.PENDING)])
         fsync_dir(partition)
+    for path in layout.published_files(partition):
+        if why := readable(path):
+            quarantine(data_dir, path, why)
+            quarantined += 1
+    return quarantined
 
 
 def compact_partition(partition: Path, writer: str, config: FlushConfig, max_segment: int | None) -> int:
@@ -129,7 +186,16 @@ def compact_partition(partition: Path, writer: str, config: FlushConfig, max_seg
         total += path.stat().st_size
     if len(chosen) < 2:
         return 0
-    table = pa.concat_tables([pq.read_table(p) for _, p in chosen], promote_options="permissive")
+    tables = []
+    for _, path in chosen:
+        try:
+            tables.append(pq.read_table(path))
+        except Exception as exc:  # a damaged input: set it aside, compact the rest next round
+            if not (why := damaged(exc)):
+                raise
+            quarantine(layout.data_dir_of(partition), path, why)
+            return 0
+    table = pa.concat_tables(tables, promote_options="permissive")
     table = table.sort_by("time")
     first = min(r[0] for r, _ in chosen)
     last = max(r[1] for r, _ in chosen)
@@ -206,7 +272,10 @@ class Flusher:
             if segment:
                 self._flush_with_retry(segment)
             if time.monotonic() - self._last_compaction >= self.config.compact_interval_seconds:
-                self.compact()
+                try:
+                    self.compact()
+                except Exception:  # this thread must outlive any one bad partition
+                    log.exception("compaction failed")
 
     def _flush_with_retry(self, segment: Segment) -> None:
         delay = 0.5
@@ -218,7 +287,7 @@ class Flusher:
                 segment.path.unlink(missing_ok=True)
                 self._release(segment)
                 return
-            except OSError as exc:  # disk full / read-only: the WAL still holds the rows; retry
+            except Exception as exc:  # disk full / read-only: the WAL still holds the rows; retry
                 self.failures += 1
                 log.error("flush of WAL segment %d failed (%s); retrying in %.1fs", segment.id, exc, delay)
                 time.sleep(delay)
@@ -239,15 +308,27 @@ class Flusher:
         return merged
 
 
-def recover(data_dir: Path, wal_dir: Path, writer: str, config: FlushConfig, replay) -> int:
-    """Start-up: finish interrupted compactions, then flush every WAL segment left behind."""
+def recover(data_dir: Path, wal_dir: Path, writer: str, config: FlushConfig, replay) -> tuple[int, int]:
+    """Start-up: finish interrupted compactions, quarantine damaged Parquet files, then flush every
+    WAL segment left behind (quarantining damaged ones once their complete records are flushed).
+    Returns (rows replayed, files quarantined). Running it twice over the same files is harmless."""
+    quarantined = 0
     for partition in all_partitions(data_dir):
-        recover_partition(partition)
+        quarantined += recover_partition(partition)
     replayed = 0
     Path(wal_dir).mkdir(parents=True, exist_ok=True)
     for segment in replay(wal_dir):
         if segment.payloads:
-            replayed += flush_segment(data_dir, writer, segment, config.row_group_rows)
-        segment.path.unlink(missing_ok=True)
+            try:
+                replayed += flush_segment(data_dir, writer, segment, config.row_group_rows)
+            except Exception as exc:  # records that pass their CRC but do not decode (a foreign file)
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    raise  # disk trouble: fail start-up loudly rather than set good data aside
+                segment.damage = f"records do not decode ({type(exc).__name__})"
+        if segment.damage:
+            quarantine(data_dir, segment.path, segment.damage)
+            quarantined += 1
+        else:
+            segment.path.unlink(missing_ok=True)
     fsync_dir(wal_dir)
-    return replayed
+    return replayed, quarantined

@@ -11,6 +11,7 @@ the caller answers with OTLP partial success and the valid items are stored.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ _STAGE_SET = frozenset(STAGES)
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
 _INDEXED_PREFIXES = tuple(sc.INDEXED_MESSAGE_PREFIXES) + tuple(sc.INDEXED_DOCUMENT_PREFIXES)
+# "retrieval.documents.3.document.id" -> ("retrieval.documents.", "3", "document.id") in one C call.
+_INDEXED_KEY = re.compile("(" + "|".join(map(re.escape, _INDEXED_PREFIXES)) + r")(\d+)(?:\.(.*))?\Z", re.S)
 # attribute key -> (column, priority): one pass over a span's attributes finds every scalar column.
 _KEY_TO_COLUMN = {
     key: (column, priority)
@@ -37,12 +40,17 @@ _CONSUMED_SCALAR_KEYS = frozenset(
     + [sc.SPAN_DOC_VERSION_KEY, sc.CITATIONS_KEY]
 )
 
+_INT64_MAX = 2**63 - 1
+
 
 @dataclass
 class Normalized:
     """The rows one request produced, and what was rejected."""
 
     tables: dict[str, dict[str, list]] = field(default_factory=dict)
+    # Spans are built as row tuples (one append per span, not one per column) and turned into
+    # columns once per request by finish(): the hot loop's cheapest shape in Python.
+    span_rows: list[tuple] = field(default_factory=list)
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -52,6 +60,14 @@ class Normalized:
         if cols is None:
             cols = self.tables[table] = empty_columns(table)
         return cols
+
+    def finish(self) -> Normalized:
+        if self.span_rows:
+            columns = self.columns("spans")
+            for name, values in zip(_SPAN_ROW, zip(*self.span_rows, strict=True), strict=True):
+                columns[name].extend(values)
+            self.span_rows = []
+        return self
 
     def reject(self, where: str, why: str) -> None:
         self.rejected += 1
@@ -90,7 +106,12 @@ def any_value(v) -> Any:
 
 
 def attributes(kvs) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        # Most attribute values are strings: skip the generic path's call for them (hot loop).
+        out[kv.key] = v.string_value if v.WhichOneof("value") == "string_value" else any_value(v)
+    return out
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -171,6 +192,47 @@ class Resource:
         self.simulated = bool(_as_bool(self.attrs.get(sc.RESOURCE_SIMULATED)))
 
 
+# The spans row tuple _add_span builds, in this column order (checked against the schema below).
+_SPAN_ROW = (
+    "time",
+    "end_time",
+    "duration_ms",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "service_name",
+    "service_version",
+    "environment",
+    "scope_name",
+    "stage",
+    "span_kind",
+    "status",
+    "status_message",
+    "model",
+    "provider",
+    "quantization",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_layer",
+    "cache_hit",
+    "variant",
+    "route",
+    "prompt_version",
+    "fallback",
+    "queue_ms",
+    "ttft_ms",
+    "session_id",
+    "user_id",
+    "error_type",
+    "attributes",
+    "events",
+    "resource",
+)
+
+assert set(_SPAN_ROW) == set(TABLES["spans"].names), "normalize._SPAN_ROW out of step with the schema"
+
 # --- traces ------------------------------------------------------------------------------------------
 
 
@@ -201,27 +263,30 @@ def normalize_traces(request, received_ns: int) -> Normalized:
         for si, ss in enumerate(rs.scope_spans):
             scope_name = ss.scope.name or None
             for pi, span in enumerate(ss.spans):
-                where = f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"
-                if _add_span(out, span, res, scope_name, where):
+                if _add_span(out, span, res, scope_name, (ri, si, pi)):
                     out.accepted += 1
-    return out
+    return out.finish()
 
 
-def _add_span(out: Normalized, span, res: Resource, scope_name: str | None, where: str) -> bool:
+def _add_span(
+    out: Normalized, span, res: Resource, scope_name: str | None, index: tuple[int, int, int]
+) -> bool:
+    # The error location is only formatted for a rejected span (this runs for every span).
+    where = "resource_spans[{}].scope_spans[{}].spans[{}]"
     trace_id = _id_hex(span.trace_id, 16)
     if trace_id is None:
-        out.reject(where, f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)}")
+        out.reject(where.format(*index), f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)}")
         return False
     span_id = _id_hex(span.span_id, 8)
     if span_id is None:
-        out.reject(where, f"span_id must be 8 non-zero bytes, got {len(span.span_id)}")
+        out.reject(where.format(*index), f"span_id must be 8 non-zero bytes, got {len(span.span_id)}")
         return False
     parent = span.parent_span_id
     if parent and len(parent) != 8:
-        out.reject(where, f"parent_span_id must be empty or 8 bytes, got {len(parent)}")
+        out.reject(where.format(*index), f"parent_span_id must be empty or 8 bytes, got {len(parent)}")
         return False
     if not span.name:
-        out.reject(where, "name is required")
+        out.reject(where.format(*index), "name is required")
         return False
 
     start_us = span.start_time_unix_nano // 1000
@@ -248,6 +313,11 @@ def _add_span(out: Normalized, span, res: Resource, scope_name: str | None, wher
     else:
         attrs_links = None
 
+    add_scores(out, trace_id, span_id, start_us, res.service_name, attrs, stage)
+    for ev in events:
+        if ev["name"] == sc.EVALUATION_EVENT:
+            ev_us = ev["time_unix_nano"] // 1000 or start_us
+            add_scores(out, trace_id, span_id, ev_us, res.service_name, ev["attributes"], "evaluate")
     unknown = ctx.take_attributes(attrs, stage)
     if attrs_links:
         unknown["otel.links"] = attrs_links
@@ -263,44 +333,89 @@ def _add_span(out: Normalized, span, res: Resource, scope_name: str | None, wher
         seconds = _as_float(sv.get(column))
         return None if seconds is None else seconds * 1000.0
 
-    c = out.columns("spans")
-    c["time"].append(start_us)
-    c["end_time"].append(end_ns // 1000)
-    c["duration_ms"].append(max(0, end_ns - span.start_time_unix_nano) / 1e6)
-    c["trace_id"].append(trace_id)
-    c["span_id"].append(span_id)
-    c["parent_span_id"].append(parent.hex() if parent and any(parent) else None)
-    c["name"].append(span.name)
-    c["service_name"].append(res.service_name)
-    c["service_version"].append(res.service_version)
-    c["environment"].append(res.environment)
-    c["scope_name"].append(scope_name)
-    c["stage"].append(stage)
-    c["span_kind"].append(_SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else str(span.kind))
     code = span.status.code
-    c["status"].append(_STATUS_CODES[code] if 0 <= code < len(_STATUS_CODES) else str(code))
-    c["status_message"].append(span.status.message or None)
-    c["model"].append(_as_str(sv.get("model")))
-    c["provider"].append(_as_str(sv.get("provider")))
-    c["quantization"].append(_as_str(sv.get("quantization")))
-    c["input_tokens"].append(_as_int(sv.get("input_tokens")))
-    c["output_tokens"].append(_as_int(sv.get("output_tokens")))
-    c["cache_read_tokens"].append(_as_int(sv.get("cache_read_tokens")))
-    c["cache_layer"].append(_as_str(sv.get("cache_layer")))
-    c["cache_hit"].append(_as_bool(sv.get("cache_hit")))
-    c["variant"].append(_as_str(sv.get("variant")))
-    c["route"].append(_as_str(sv.get("route")))
-    c["prompt_version"].append(_as_str(sv.get("prompt_version")))
-    c["fallback"].append(_as_bool(sv.get("fallback")))
-    c["queue_ms"].append(ms("queue_ms"))
-    c["ttft_ms"].append(ms("ttft_ms"))
-    c["session_id"].append(_as_str(sv.get("session_id")))
-    c["user_id"].append(_as_str(sv.get("user_id")))
-    c["error_type"].append(error_type)
-    c["attributes"].append(unknown or None)
-    c["events"].append(events or None)
-    c["resource"].append(res.attrs or None)
+    out.span_rows.append(
+        (
+            start_us,  # time
+            end_ns // 1000,  # end_time
+            max(0, end_ns - span.start_time_unix_nano) / 1e6,  # duration_ms
+            trace_id,  # trace_id
+            span_id,  # span_id
+            parent.hex() if parent and any(parent) else None,  # parent_span_id
+            span.name,  # name
+            res.service_name,  # service_name
+            res.service_version,  # service_version
+            res.environment,  # environment
+            scope_name,  # scope_name
+            stage,  # stage
+            _SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else str(span.kind),  # span_kind
+            _STATUS_CODES[code] if 0 <= code < len(_STATUS_CODES) else str(code),  # status
+            span.status.message or None,  # status_message
+            _as_str(sv.get("model")),  # model
+            _as_str(sv.get("provider")),  # provider
+            _as_str(sv.get("quantization")),  # quantization
+            _as_int(sv.get("input_tokens")),  # input_tokens
+            _as_int(sv.get("output_tokens")),  # output_tokens
+            _as_int(sv.get("cache_read_tokens")),  # cache_read_tokens
+            _as_str(sv.get("cache_layer")),  # cache_layer
+            _as_bool(sv.get("cache_hit")),  # cache_hit
+            _as_str(sv.get("variant")),  # variant
+            _as_str(sv.get("route")),  # route
+            _as_str(sv.get("prompt_version")),  # prompt_version
+            _as_bool(sv.get("fallback")),  # fallback
+            ms("queue_ms"),  # queue_ms
+            ms("ttft_ms"),  # ttft_ms
+            _as_str(sv.get("session_id")),  # session_id
+            _as_str(sv.get("user_id")),  # user_id
+            error_type,  # error_type
+            unknown or None,  # attributes
+            events or None,  # events
+            res.attrs or None,  # resource
+        )
+    )
     return True
+
+
+def add_scores(
+    out: Normalized,
+    trace_id: str | None,
+    span_id: str | None,
+    time_us: int,
+    service: str | None,
+    attrs: dict[str, Any],
+    stage: str,
+) -> None:
+    """Client scores -> quality rows: evaluation results (GenAI, OpenInference eval.*) and guardrail
+    verdicts. The attributes stay where they were too: nothing a client sent is thrown away."""
+    rows = []
+    metric = _as_str(_first(attrs, sc.EVALUATION_KEYS["metric"]))
+    if metric or (stage == "evaluate" and _first(attrs, sc.EVALUATION_KEYS["score"]) is not None):
+        metric = metric or "evaluation"
+        evaluator = _as_str(_first(attrs, sc.EVALUATION_KEYS["evaluator"]))
+        if evaluator is None:
+            evaluator = "user" if metric in sc.FEEDBACK_METRICS else service
+        rows.append((metric, _as_float(_first(attrs, sc.EVALUATION_KEYS["score"])),
+                     _as_str(_first(attrs, sc.EVALUATION_KEYS["label"])), evaluator,
+                     _as_str(_first(attrs, sc.EVALUATION_KEYS["explanation"]))))  # fmt: skip
+    outcome = _as_str(attrs.get(sc.GUARDRAIL_OUTCOME_KEY))
+    if outcome:
+        direction = _as_str(attrs.get(sc.GUARDRAIL_DIRECTION_KEY))
+        rows.append(("guardrail", 1.0 if outcome.lower() in sc.GUARDRAIL_PASS else 0.0, outcome,
+                     f"guardrail.{direction}" if direction else "guardrail",
+                     _as_str(attrs.get(sc.GUARDRAIL_REASON_KEY))))  # fmt: skip
+    if not rows:
+        return
+    c = out.columns("quality")
+    for metric, score, label, evaluator, explanation in rows:
+        c["time"].append(time_us)
+        c["trace_id"].append(trace_id)
+        c["span_id"].append(span_id)
+        c["metric"].append(metric)
+        c["score"].append(score)
+        c["label"].append(label)
+        c["evaluator"].append(evaluator)
+        c["explanation"].append(explanation)
+        c["service_name"].append(service)
 
 
 class _SpanContext:
@@ -473,15 +588,12 @@ def _message_role(role: Any, direction: str) -> str:
 
 def _collect_indexed(indexed: dict, key: str, value: Any) -> bool:
     """Group ``prefix.{i}.rest`` keys by prefix and index; False if the key has no index."""
-    for prefix in _INDEXED_PREFIXES:
-        if key.startswith(prefix):
-            rest = key[len(prefix) :]
-            idx, _, sub = rest.partition(".")
-            if not idx.isdigit():
-                return False
-            indexed.setdefault(prefix, {}).setdefault(int(idx), {})[sub] = value
-            return True
-    return False
+    m = _INDEXED_KEY.match(key)
+    if m is None:
+        return False
+    prefix, idx, sub = m.group(1), m.group(2), m.group(3) or ""
+    indexed.setdefault(prefix, {}).setdefault(int(idx), {})[sub] = value
+    return True
 
 
 # --- metrics -----------------------------------------------------------------------------------------
@@ -543,6 +655,9 @@ def _add_metric(out: Normalized, metric, res: Resource, scope_name: str | None, 
         elif kind == "summary":
             count, total = dp.count, dp.sum
             buckets = {"quantiles": [[q.quantile, q.value] for q in dp.quantile_values]}
+        if count is not None and count > _INT64_MAX:  # uint64 on the wire, BIGINT in the store
+            out.reject(f"{where}.data_points[{di}]", f"{metric.name!r}: count {count} exceeds 2^63-1")
+            continue
         attrs = attributes(dp.attributes)
         time_us = (dp.time_unix_nano or 0) // 1000
         c["time"].append(time_us)
@@ -625,6 +740,11 @@ def normalize_logs(request, received_ns: int) -> Normalized:
                 c["body"].append(_as_str(body))
                 c["event_name"].append(getattr(rec, "event_name", "") or None)
                 attrs = attributes(rec.attributes)
+                if getattr(rec, "event_name", "") == sc.EVALUATION_EVENT or any(
+                    k in attrs for k in sc.EVALUATION_KEYS["metric"]
+                ):
+                    time_us = (rec.time_unix_nano or observed) // 1000
+                    add_scores(out, trace_id, span_id, time_us, res.service_name, attrs, "evaluate")
                 c["attributes"].append(attrs or None)
                 c["resource"].append(res.attrs or None)
                 c["service_name"].append(res.service_name)

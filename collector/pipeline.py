@@ -31,10 +31,18 @@ def init_worker(redaction_config=None, data_dir=None, *, pool_worker: bool = Fal
     if pool_worker:
         _die_with_parent()
     _redactor = None
+    rows.warm_up()
     if redaction_config is not None and redaction_config.enabled:
         from ragtrail.collector.redact import Redactor  # heavy (spaCy): only when enabled
 
         _redactor = Redactor.from_config(redaction_config, data_dir)
+
+
+def warm_worker(hold_seconds: float = 0.2) -> None:
+    """A task that keeps its worker busy briefly, so that N of them start N pool workers."""
+    import time
+
+    time.sleep(hold_seconds)
 
 
 def _die_with_parent() -> None:

@@ -135,6 +135,22 @@ class NerDetector:
                 spans += [(run[i][0], run[i + n - 1][1]) for i in range(len(run) - n + 1)]
         return spans
 
+    def _cued_places(self, text: str, cue: re.Pattern) -> list[Finding]:
+        """A Title-case run right after a place cue ("I moved to Davidhaven", "declined in Coburg")
+        or right before "office" / "branch": the model rarely knows a small town's name, the
+        sentence around it says it is a place."""
+        out = []
+        for run in _title_runs(text):
+            start, end = run[0][0], run[-1][1]
+            if len(run) > 4 or text[start:end] in self._allow or not self._is_name(text, start, end):
+                continue
+            if cue.search(text, max(0, start - 16), start) or _PLACE_AFTER.match(text, end):
+                out.append((start, end, "LOCATION"))
+        for m in _DOUBLE_NAME.finditer(text):  # bilingual towns: "in Unterrain/Eppan"
+            if cue.search(text, max(0, m.start() - 16), m.start()):
+                out.append((m.start(), m.end(), "LOCATION"))
+        return out
+
     def _mid_sentence_names(self, text: str) -> list[Finding]:
         """Two to four adjacent Title-case words inside a sentence ("the refund for Sonia Hansen is
         scheduled"): a proper name the model did not label. Runs opening a sentence or a line
@@ -142,10 +158,17 @@ class NerDetector:
         out = []
         for run in _title_runs(text):
             words = [w for w in run if text[w[0] : w[1]] not in self._allow]
-            if len(words) != len(run) or not 2 <= len(run) <= 4 or _opens_sentence(text, run[0][0]):
+            # A run after a label ("Summary: Nuri Nohlmans in …") or one that opens a sentence
+            # and goes on in lower case ("Nilo Armas can call us") is no heading.
+            opens = (
+                _opens_sentence(text, run[0][0])
+                and not text[: run[0][0]].rstrip().endswith(":")
+                and not _next_word(text, run[-1][1])[:1].islower()
+            )
+            if len(words) != len(run) or not 2 <= len(run) <= 4 or opens:
                 continue
-            start, end = run[0][0], run[-1][1]
-            if self._is_name(text, start, end):
+            start, end = _extend(text, run[0][0], run[-1][1])  # drops a leading "Thanks"
+            if start < end and self._is_name(text, start, end):
                 out.append((start, end, _retype(text, start)))
         return out
 
@@ -183,10 +206,9 @@ class NerDetector:
             if found or (pii_seen is not None and pii_seen[i]):
                 # Rules after the model, so that on a tie the model's label wins.
                 found += [(s, e, _retype(text, s)) for s, e in orgs[i]] + self._mid_sentence_names(text)
+                found += self._cued_places(text, _PLACE_OR_FROM)
             else:  # "lives in X", "moved to X": a place whatever the model called it
-                found += [
-                    (s, e, "LOCATION") for s, e in orgs[i] if _HOME_BEFORE.search(text, max(0, s - 16), s)
-                ]
+                found += self._cued_places(text, _HOME_BEFORE)
             out.append(_disjoint([f for f in found if f[2] in self.entities]))
         return out
 
@@ -205,7 +227,7 @@ class NerDetector:
         words = value.split()
         if not words or "\n" in value or _NOT_A_NAME.search(value) or value in self._allow:
             return False  # a multi-word span with an allowed word ("Taylor Swift") is still a name
-        if not all(_title_word(w) or w in _PARTICLES for w in words):
+        if not all(_title_word(w) or w in _PARTICLES or _INITIAL_WORD.fullmatch(w) for w in words):
             return False  # names are Title case: not code, prose, acronyms (GPU) or units (GiB)
         # The whitespace token around the span must not be code (foo.Bar, Bar(x), path/Name).
         lo = text.rfind(" ", 0, start) + 1
@@ -218,6 +240,7 @@ def _title_word(word: str) -> bool:
     """Ryan, O'Brien, McDonald, Jean-Luc, Aníbal; not GPU, GiB, iPhone, RuntimeError, hello."""
     word = word.removesuffix("'s").removesuffix("’s").rstrip(".,;:!?")
     word = _ELIDED.sub("", word)  # O'Brien, D'Asti, L'Aquila
+    word = _PLACE_SUFFIX.sub("", word)
     parts = [_NAME_PREFIX.sub("", p) for p in re.split(r"['’-]", word) if p]
     return (
         bool(parts)
@@ -232,10 +255,17 @@ def _capitalized(part: str) -> bool:
 
 _ELIDED = re.compile(r"^[A-Z]['’](?=[A-Z])")
 _NAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Di|Da|Du|La|Le|Van|Von|Fitz)(?=[A-Z])")
+_PLACE_SUFFIX = re.compile(
+    r"(?<=[a-zà-ÿ])(?:Ville|Bourg|Stadt|Burg|Berg)$"
+)  # Faker's fr/de towns: ChrétienVille
 _ADDRESSED = re.compile(
     r"\b(?:Dear|Hi|Hello|Hey|Thanks|Thank you|Sorry|Welcome|Congratulations|Mr|Mrs|Ms|Mx|Dr|Prof)\.?,?\s+"
     r"([^\W\d_][\w'’-]*)"
 )
+# In a text that already holds PII, "from X" names a place often enough to redact X as one.
+_PLACE_OR_FROM = re.compile(_PLACE_BEFORE.pattern.replace("from the|", "from the|from|"))
+_DOUBLE_NAME = re.compile(r"\b[A-Z][^\W\d_]+(?:/[A-Z][^\W\d_]+)+\b")
+_PLACE_AFTER = re.compile(r"\s+(?:office|branch|area|region|store|site|headquarters)\b")
 _HOME_BEFORE = re.compile(
     r"(?i)\b(?:live|lives|living|lived|based|located|born|moved|relocated) (?:in|to)\s+$"
 )
@@ -251,6 +281,9 @@ _NOT_NAME_WORDS = STOP_WORDS | {
     "dearest",
     "welcome",
 }
+_INITIAL = re.compile(r" [A-Z]\.(?= [A-Z][a-z])")
+_INITIAL_GAP = re.compile(r" [A-Z]\. ")
+_INITIAL_WORD = re.compile(r"[A-Z]\.")
 _NEXT_WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
 
 
@@ -261,7 +294,7 @@ def _title_runs(text: str) -> list[list[tuple[int, int]]]:
         if not (m.group(0)[0].isupper() and _title_word(m.group(0))):
             continue
         gap = text[runs[-1][-1][1] : m.start()] if runs else ""
-        if gap.isspace() and "\n" not in gap:
+        if (gap.isspace() and "\n" not in gap) or _INITIAL_GAP.fullmatch(gap):
             runs[-1].append(m.span())
         else:
             runs.append([m.span()])
@@ -294,7 +327,8 @@ def _extend(text: str, start: int, end: int) -> tuple[int, int]:
     while (m := _LEAD_WORD.match(text, start, end)) and m.group(1).lower() in _NOT_NAME_WORDS:
         start = m.end()
     for _ in range(3):
-        m = _NEXT_WORD.match(text, end)
+        initial = _INITIAL.match(text, end)  # "Hans D. Noack"
+        m = _NEXT_WORD.match(text, initial.end() if initial else end)
         if not m or not (_title_word(m.group(1)) or m.group(1) in _PARTICLES):
             break
         end = m.end()
@@ -308,4 +342,5 @@ def _retype(text: str, start: int) -> str:
 
 _PARTICLES = frozenset(
     {"de", "da", "del", "della", "di", "du", "van", "von", "der", "den", "la", "le", "bin"}
+    | {"sur", "sous", "les", "lès", "en", "am", "an", "im", "upon"}  # Colin-sur-Mer, Frankfurt am Main
 )

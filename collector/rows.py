@@ -27,20 +27,50 @@ def _dumps(value) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
+def _dumps_column(values: list) -> list[str | None]:
+    """JSON text per value; a value repeated by identity (every span of a resource shares one
+    ``resource`` dict) is serialized once."""
+    memo: dict[int, str | None] = {}
+    out = []
+    for value in values:
+        key = id(value)
+        text = memo.get(key)
+        if text is None:
+            text = memo[key] = _dumps(value)
+        out.append(text)
+    return out
+
+
 def to_arrow(table: str, columns: dict[str, list]) -> pa.Table:
     cols = dict(columns)
     for name in _JSON_COLUMNS[table]:
-        cols[name] = [_dumps(v) for v in cols[name]]
+        cols[name] = _dumps_column(cols[name])
     return pa.Table.from_pydict(cols, schema=TABLES[table])
+
+
+def warm_up() -> None:
+    """pyarrow imports pandas on the first from_pydict (about a second): pay it at start-up, not
+    on the first client's request."""
+    pa.Table.from_pydict({name: [] for name in TABLES["spans"].names}, schema=TABLES["spans"])
 
 
 def encode_payload(tables: dict[str, dict[str, list]]) -> bytes | None:
     """One WAL payload for a normalized batch; None when it holds no rows."""
+    return encode_arrow(
+        {
+            name: to_arrow(name, columns)
+            for name, columns in tables.items()
+            if columns and next(iter(columns.values()))
+        }
+    )
+
+
+def encode_arrow(tables: dict[str, pa.Table]) -> bytes | None:
+    """One WAL payload for Arrow tables already in the store's schemas; None when they hold no rows."""
     parts: list[bytes] = []
-    for name, columns in tables.items():
-        if not columns or not next(iter(columns.values())):
+    for name, arrow in tables.items():
+        if arrow.num_rows == 0:
             continue
-        arrow = to_arrow(name, columns)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, arrow.schema) as writer:
             writer.write_table(arrow)

@@ -4,6 +4,11 @@ Base views (one per table of store/schema.py) select the schema's columns from t
 Parquet files; derived views (traces, audit, ...) come from ``store/sql/*.sql``, applied in file
 name order. The collector is the only writer, so readers never contend for a lock.
 
+A Parquet file whose footer does not decode (a torn copy, bit rot) is left out of the views with a
+warning, so one damaged file never makes a table unqueryable; the collector moves such files to
+``quarantine/`` at start-up. Readers never move or delete anything. Footers are checked once per
+file (path, size, mtime) per process.
+
 Locked connections (``ragtrail sql``, the dashboard console) can read only the tables directory
 (``allowed_directories``), have external access off and the configuration locked, and accept only
 a single SELECT statement; each query has a time limit and a row cap.
@@ -11,6 +16,7 @@ a single SELECT statement; each query has a time limit and a row cap.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ragtrail.store import layout
 from ragtrail.store.schema import TABLES
@@ -34,6 +41,8 @@ ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT}
 # Physical tables whose public view is derived: the gpu table holds one reading per row, and the
 # `gpu` view (sql/20_gpu.sql) folds the readings of one instant into one sample.
 BASE_VIEW_NAMES = {"gpu": "gpu_readings"}
+log = logging.getLogger("ragtrail.store")
+_footer_ok: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> footer decodes
 
 
 class SqlError(ValueError):
@@ -50,14 +59,46 @@ class Result:
         return pa.table({c: [r[i] for r in self.rows] for i, c in enumerate(self.columns)})
 
 
+def _readable(path: Path) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:  # compacted away since the listing: the glob will not see it either
+        return True
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if len(_footer_ok) > 100_000:  # compaction keeps renaming files: forget the old ones now and then
+        _footer_ok.clear()
+    if key not in _footer_ok:
+        try:
+            pq.read_metadata(path)
+            _footer_ok[key] = True
+        except (pa.ArrowException, OSError) as exc:
+            log.warning("skipping unreadable Parquet file %s: %s", path, str(exc).splitlines()[0])
+            _footer_ok[key] = False
+    return _footer_ok[key]
+
+
+def unreadable_files(data_dir: Path, table: str) -> list[Path]:
+    """The table's published files whose footer does not decode (left out of its view)."""
+    root = layout.table_dir(data_dir, table)
+    files = sorted(root.glob(f"*/*{layout.PARQUET}")) if root.is_dir() else []
+    return [p for p in files if not _readable(p)]
+
+
 def _base_view_sql(data_dir: Path, table: str) -> str:
     schema = TABLES[table]
     view = BASE_VIEW_NAMES.get(table, table)
     if layout.has_files(data_dir, table):
-        glob = layout.table_glob(data_dir, table).replace("'", "''")
-        cols = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
-        source = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
-        return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {source}"
+        bad = {str(p) for p in unreadable_files(data_dir, table)}
+        if bad:  # an explicit list of the good files instead of the glob
+            good = [str(p) for p in layout.table_dir(data_dir, table).glob(f"*/*{layout.PARQUET}")]
+            files = [p.replace("'", "''") for p in sorted(good) if p not in bad]
+            paths = "[" + ", ".join(f"'{p}'" for p in files) + "]"
+        else:
+            paths = "'" + layout.table_glob(data_dir, table).replace("'", "''") + "'"
+        if paths != "[]":
+            cols = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
+            source = f"read_parquet({paths}, hive_partitioning = true, union_by_name = true)"
+            return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {source}"
     cols = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
     return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} WHERE false"
 
@@ -118,6 +159,10 @@ def run_query(con, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 3
         rows = cursor.fetchmany(max_rows + 1)
     except duckdb.InterruptException:
         raise SqlError(f"query cancelled: it ran longer than the {time_limit_s:g}s time limit") from None
+    except duckdb.PermissionException as exc:
+        raise SqlError(
+            f"refused: this SQL surface reads only the ragtrail views, never files or URLs ({_first_line(exc)})"
+        ) from None
     except duckdb.Error as exc:
         raise SqlError(_first_line(exc)) from None
     finally:

@@ -84,13 +84,20 @@ def _phone(fake: Faker) -> str:
     return fake.phone_number()
 
 
+def _city(fake: Faker, rng: random.Random) -> str:
+    # Faker's it_IT keeps its towns in a list built from a set, in hash-seed order: draw from the
+    # sorted list so the corpus is the same in every process.
+    cities = getattr(fake.provider("faker.providers.address"), "cities", None)
+    return rng.choice(sorted(set(cities))) if isinstance(cities, list | tuple) else fake.city()
+
+
 def _value(entity: str, fake: Faker, names: list[Faker], rng: random.Random) -> tuple[str, str]:
     """(entity recorded for recall, value written in the text)."""
     if entity == "PERSON":
         f = rng.choice(names)
         return "PERSON", f"{f.first_name()} {f.last_name()}"
     if entity == "LOCATION":
-        return "LOCATION", rng.choice(names).city()
+        return "LOCATION", _city(rng.choice(names), rng)
     if entity == "CREDIT_CARD":
         number = fake.credit_card_number(card_type=rng.choice(CARD_TYPES))
         if rng.random() < 0.5 and len(number) == 16:
@@ -241,3 +248,34 @@ def recall(pairs: list[Pair], stored: list[str]) -> dict[str, tuple[int, int]]:
             t[1] += 1
             t[0] += (entity, value) not in leaked
     return {entity: (found, total) for entity, (found, total) in sorted(totals.items())}
+
+
+# --- held out: sentences written after the NER context rules were tuned on the corpus above ------------
+
+HELD_OUT = [
+    "My colleague {P} will join the call from {L} tomorrow.",
+    "Can you check why {P}'s order never arrived? It shipped to {L}.",
+    "{P} asked whether the {L} warehouse is open on Sundays.",
+    "Please forward this to {P}, who manages our accounts near {L}.",
+    "According to {P}, the outage in {L} started at 9am.",
+    "I am writing on behalf of my mother, {P}, who lives in {L}.",
+    "Our driver {P} got stuck outside {L} because of the snow.",
+    "The contract was signed by {P} at the {L} branch last week.",
+    "Is {P} still the contact person for the {L} region?",
+    "Yesterday {P} visited {L} and reported the broken terminal.",
+]
+
+
+def held_out_texts(n: int = 500, seed: int = 11) -> list[tuple[str, str, str]]:
+    """(text, person, place): one name and one place per text and no other PII, so no pattern
+    finding helps the context rules along."""
+    rng = random.Random(seed)
+    fakers = [Faker(loc) for loc in ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES")]
+    for f in fakers:
+        f.seed_instance(seed)
+    out = []
+    for _ in range(n):
+        f = rng.choice(fakers)
+        person, place = f"{f.first_name()} {f.last_name()}", _city(rng.choice(fakers), rng)
+        out.append((rng.choice(HELD_OUT).format(P=person, L=place), person, place))
+    return out

@@ -92,4 +92,4 @@ def test_planted_pii_never_reaches_disk_or_logs(collector_factory):
     print(f"\nplanted values on disk: { {k: len(v) for k, v in leaked.items()} } of {named} names and places")
     assert not leaked["structured"] and not leaked["user ids"], leaked
     # NER is statistical: names and places may leak at most at the recall goals' rate (see REDACTION.md).
-    assert len(leaked["names and places"]) <= 0.05 * named, leaked["names and places"][:20]
+    assert not leaked["names and places"], leaked["names and places"][:20]
