@@ -182,7 +182,6 @@ def test_variants_match_sql(page, demo_store):
     assert arm.p95_lo == pytest.approx(durations[max(1, math.floor(n * 0.95 - half)) - 1])
     assert arm.p95_hi == pytest.approx(durations[math.ceil(n * 0.95 + half)])  # rank +1, 0-based
     assert arm.p95_lo <= arm.p95_ms <= arm.p95_hi
-    assert at.info and "No scores yet" in at.info[0].value  # the demo store has no evaluator scores
 
 
 def test_variants_quality_with_intervals(page, scored_store):
@@ -324,9 +323,8 @@ def values(y) -> np.ndarray:
     return np.asarray(y, dtype=float)
 
 
-def test_quality_page_guardrails_and_empty_scores(page, demo_store):
-    at = page("quality")
-    assert "No scores yet" in at.info[0].value
+def test_quality_page_guardrails_and_pii(page, demo_store):
+    at = page("quality")  # scores or "No scores yet": the collector's scorer runs in the background
     refusals = demo_store.scalar(
         "SELECT count(*) FROM spans WHERE stage = 'guardrail' AND "
         "json_extract_string(attributes, '$.\"ragtrail.guardrail.outcome\"') = 'refused'"
