@@ -21,6 +21,7 @@ from ragtrail.collector.ingest import Ingest
 from ragtrail.collector.otlp_http import OtlpHttpApp
 from ragtrail.config import Config
 from ragtrail.store import layout
+from ragtrail.store.fs import open_store
 
 log = logging.getLogger("ragtrail.collector")
 
@@ -34,11 +35,15 @@ class Collector:
         self.writer = layout.writer_id(self.data_dir, config.collector.writer_id)
         self._stopped = threading.Event()
 
-        replayed = flush.recover(self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay)
+        self.store = open_store(config.storage_uri)
+        maintenance = config.storage.maintenance
+        replayed = flush.recover(
+            self.store, config.wal_dir, self.writer, config.flush, wal.replay, maintenance
+        )
         if replayed:
             log.info("replayed %d rows from the write-ahead log", replayed)
         config.wal_dir.mkdir(parents=True, exist_ok=True)
-        first_segment = flush.max_published_segment(self.data_dir) + 1
+        first_segment = flush.max_published_segment(self.store, self.writer) + 1
 
         self.executor = None
         if config.collector.workers > 0:
@@ -56,7 +61,7 @@ class Collector:
             pipeline.init_worker(config.redaction, self.data_dir)
 
         self.flusher = flush.Flusher(
-            self.data_dir, self.writer, config.flush, release=self._release, oldest_live_segment=lambda: None
+            self.store, self.writer, config.flush, release=self._release, maintenance=maintenance
         )
         self.wal = wal.WriteAheadLog(config.wal_dir, config.wal, first_segment, on_seal=self.flusher.submit)
         c = config.collector
@@ -101,9 +106,10 @@ class Collector:
         )
         http_server = uvicorn.Server(uv_config)
         log.info(
-            "ragtrail collector writer=%s data=%s OTLP/gRPC %s:%d OTLP/HTTP %s:%d redaction=%s",
+            "ragtrail collector writer=%s data=%s store=%s OTLP/gRPC %s:%d OTLP/HTTP %s:%d redaction=%s",
             self.writer,
             self.data_dir,
+            self.store.uri,
             c.host,
             c.grpc_port,
             c.host,

@@ -4,6 +4,13 @@ Base views (one per table of store/schema.py) select the schema's columns from t
 Parquet files; derived views (traces, audit, ...) come from ``store/sql/*.sql``, applied in file
 name order. The collector is the only writer, so readers never contend for a lock.
 
+The store is a local directory or ``s3://bucket/prefix`` (store.fs), written by one collector or
+many: readers see the union of every writer's files. A local store is read by DuckDB's own Parquet
+reader; an object store is listed through pyarrow (one LIST per table and per date partition,
+pruned to ``since``..``until`` when given) and its files scanned as pyarrow datasets registered
+with DuckDB, which pushes projections and filters down. That needs no DuckDB extension (httpfs is
+downloaded at run time, which these machines cannot do) and reuses the writer's S3 settings.
+
 Locked connections (``ragtrail sql``, the dashboard console) can read only the tables directory
 (``allowed_directories``), have external access off and the configuration locked, and accept only
 a single SELECT statement; each query has a time limit and a row cap.
@@ -11,6 +18,7 @@ a single SELECT statement; each query has a time limit and a row cap.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -18,8 +26,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
-from ragtrail.store import layout
+from ragtrail.store.fs import Store, open_store
 from ragtrail.store.schema import TABLES
 
 _DUCKDB_TYPES = {
@@ -50,16 +59,30 @@ class Result:
         return pa.table({c: [r[i] for r in self.rows] for i, c in enumerate(self.columns)})
 
 
-def _base_view_sql(data_dir: Path, table: str) -> str:
+def _columns(table: str, source: str | None) -> str:
     schema = TABLES[table]
+    if source is None:
+        cols = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
+        return f"SELECT {cols} WHERE false"
+    cols = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
+    return f"SELECT {cols} FROM {source}"
+
+
+def _base_view(con, store: Store, table: str, since: dt.date | None, until: dt.date | None) -> None:
     view = BASE_VIEW_NAMES.get(table, table)
-    if layout.has_files(data_dir, table):
-        glob = layout.table_glob(data_dir, table).replace("'", "''")
-        cols = ", ".join(f'CAST("{f.name}" AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
-        source = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
-        return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {source}"
-    cols = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in schema)
-    return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} WHERE false"
+    source = None
+    if store.is_local:
+        if store.published(table, since, until):
+            glob = f"{store.table_dir(table)}/*/*.parquet".replace("'", "''")
+            source = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+    else:
+        files = store.published(table, since, until)
+        if files:
+            # The canonical schema: files written before a column existed read it as null.
+            dataset = ds.dataset(files, schema=TABLES[table], format="parquet", filesystem=store.fs)
+            con.register(f"_arrow_{table}", dataset)
+            source = f"_arrow_{table}"
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS {_columns(table, source)}")
 
 
 def derived_view_sql() -> list[tuple[str, str]]:
@@ -70,20 +93,30 @@ def derived_view_sql() -> list[tuple[str, str]]:
 
 
 def connect(
-    data_dir: str | Path, *, locked: bool = True, memory_limit: str = "2GB", threads: int | None = None
+    location: str | Path | Store,
+    *,
+    locked: bool = True,
+    memory_limit: str = "2GB",
+    threads: int | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
 ):
-    """A new DuckDB connection with every ragtrail view; locked down unless ``locked=False``."""
-    data_dir = Path(data_dir).resolve()
+    """A new DuckDB connection with every ragtrail view; locked down unless ``locked=False``.
+
+    ``location``: a data directory, ``s3://bucket/prefix`` or a Store; ``since``/``until`` prune
+    the date partitions read (an object store lists only those).
+    """
+    store = open_store(location)
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     for table in TABLES:
-        con.execute(_base_view_sql(data_dir, table))
+        _base_view(con, store, table, since, until)
     for _, sql in derived_view_sql():
         con.execute(sql)
     if locked:
-        tables_dir = str(layout.tables_dir(data_dir)).replace("'", "''")
+        tables_dir = store.tables_dir().replace("'", "''") if store.is_local else "/nonexistent"
         con.execute(f"SET allowed_directories = ['{tables_dir}/']")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")
@@ -126,9 +159,11 @@ def run_query(con, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 3
     return Result(columns, rows[:max_rows], truncated)
 
 
-def query(data_dir: str | Path, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 30.0) -> Result:
+def query(
+    location: str | Path | Store, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 30.0
+) -> Result:
     """One locked, read-only query over the store (what `ragtrail sql` runs)."""
-    con = connect(data_dir)
+    con = connect(location)
     try:
         return run_query(con, sql, max_rows=max_rows, time_limit_s=time_limit_s)
     finally:

@@ -75,6 +75,15 @@ def segment_range(file_name: str) -> tuple[int, int] | None:
     return None
 
 
+def file_writer(file_name: str) -> str | None:
+    """The writer id a published Parquet file's name carries."""
+    if m := SEGMENT_FILE.match(file_name):
+        return m.group(2)
+    if m := COMPACTED_FILE.match(file_name):
+        return m.group(3)
+    return None
+
+
 def published_files(partition: Path) -> list[Path]:
     return sorted(p for p in partition.glob(f"*{PARQUET}") if p.is_file())
 
