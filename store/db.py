@@ -40,6 +40,8 @@ _DUCKDB_TYPES = {
     pa.bool_(): "BOOLEAN",
 }
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT}
+READ_ATTEMPTS = 3
+VANISHED = ("Path does not exist", "No files found", "No such file")  # a file compacted away mid-query
 # Physical tables whose public view is derived: the gpu table holds one reading per row, and the
 # `gpu` view (sql/20_gpu.sql) folds the readings of one instant into one sample.
 BASE_VIEW_NAMES = {"gpu": "gpu_readings"}
@@ -162,12 +164,21 @@ def run_query(con, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 3
 def query(
     location: str | Path | Store, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 30.0
 ) -> Result:
-    """One locked, read-only query over the store (what `ragtrail sql` runs)."""
-    con = connect(location)
-    try:
-        return run_query(con, sql, max_rows=max_rows, time_limit_s=time_limit_s)
-    finally:
-        con.close()
+    """One locked, read-only query over the store (what `ragtrail sql` runs).
+
+    A file listed but gone before it was read was merged by a compaction meanwhile: the query runs
+    again over a fresh listing, which holds the merged file instead.
+    """
+    for attempt in range(READ_ATTEMPTS):
+        con = connect(location)
+        try:
+            return run_query(con, sql, max_rows=max_rows, time_limit_s=time_limit_s)
+        except SqlError as exc:
+            if attempt == READ_ATTEMPTS - 1 or not any(s in str(exc) for s in VANISHED):
+                raise
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
 
 
 def _first_line(exc: Exception) -> str:
