@@ -74,9 +74,15 @@ def _base_view(con, store: Store, table: str, since: dt.date | None, until: dt.d
     view = BASE_VIEW_NAMES.get(table, table)
     source = None
     if store.is_local:
-        if store.published(table, since, until):
-            glob = f"{store.table_dir(table)}/*/*.parquet".replace("'", "''")
-            source = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+        partitions = [p for p in store.partitions(table, since, until) if store.files(p)]
+        if partitions:
+            # DuckDB expands the globs per query, so files compacted since connecting are seen.
+            if since is None and until is None:
+                globs = [f"{store.table_dir(table)}/*/*.parquet"]
+            else:
+                globs = [f"{p}/*.parquet" for p in partitions]
+            listed = ", ".join("'" + g.replace("'", "''") + "'" for g in globs)
+            source = f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
     else:
         files = store.published(table, since, until)
         if files:
