@@ -12,6 +12,7 @@ import click
 from ragtrail import config as config_mod
 
 DATA_ENV = "RAGTRAIL_DATA"  # read by dashboard/widgets.py
+STORAGE_ENV = "RAGTRAIL_STORAGE"  # read by config.load
 
 
 def _is_loopback(host: str) -> bool:
@@ -25,6 +26,7 @@ def _is_loopback(host: str) -> bool:
 
 @click.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), help="data directory ($RAGTRAIL_DATA)")
+@click.option("--storage", help="Parquet store: directory or s3://bucket/prefix ($RAGTRAIL_STORAGE)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", type=int, default=8501, show_default=True)
 @click.option(
@@ -32,7 +34,7 @@ def _is_loopback(host: str) -> bool:
     is_flag=True,
     help="allow a non-loopback --host although the dashboard has no login yet",
 )
-def dashboard(data_dir, host, port, insecure_expose) -> None:
+def dashboard(data_dir, storage, host, port, insecure_expose) -> None:
     """Serve the Streamlit dashboard over the store (read-only)."""
     if not _is_loopback(host) and not insecure_expose:
         raise click.UsageError(
@@ -41,7 +43,7 @@ def dashboard(data_dir, host, port, insecure_expose) -> None:
         )
     cfg = config_mod.load(data_dir)
     app = resources.files("ragtrail.dashboard") / "app.py"
-    env = {**os.environ, DATA_ENV: str(cfg.data_dir)}
+    env = {**os.environ, DATA_ENV: str(cfg.data_dir), **({STORAGE_ENV: storage} if storage else {})}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
