@@ -8,7 +8,9 @@ PUT rate and file sizes below are the flush path's, before compaction.
 
 Reports per case: spans/s acknowledged (all collectors together), spans/s queryable (until
 `SELECT count(*) FROM spans` over the store sees them all), p50 request latency, Parquet files
-written per second (= PUTs/s on S3) and their mean size, and collector CPU per span.
+written per second (= PUTs/s on S3) and their mean size, and collector CPU per span. Then, on the
+same store: a fresh reader's `count(*)` time (listing included), one compaction pass (every
+writer's files merged per partition, as the maintainer does) in MiB/s, and the reader time after.
 
     python bench/scale.py [--collectors 1,2,3] [--seconds 10] [--senders 2] [--store s3|local]
 """
@@ -78,7 +80,21 @@ def tree_cpu(procs: list[subprocess.Popen]) -> float:
     return total
 
 
+def timed_count(storage: str) -> float:
+    """Seconds for `SELECT count(*) FROM spans` on a fresh reader (listing included), best of 3."""
+    from ragtrail.store import db
+
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        db.query(storage, "SELECT count(*), sum(duration_ms) FROM spans")
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def run_case(n: int, storage: str, env: dict[str, str], seconds: float, senders: int) -> dict:
+    from ragtrail.collector import flush
+    from ragtrail.config import FlushConfig
     from ragtrail.store import db
     from ragtrail.store.fs import open_store
 
@@ -114,6 +130,13 @@ def run_case(n: int, storage: str, env: dict[str, str], seconds: float, senders:
         store = open_store(storage)
         files = [i for p in store.partitions() for i in store.files(p)]
         latencies = [lat for r in results for lat in r[2]]
+        read_s = timed_count(storage)
+        t1 = time.perf_counter()
+        merged = sum(
+            flush.compact_partition(store, p, FlushConfig(compact_min_files=2)) for p in store.partitions()
+        )
+        compact_s = time.perf_counter() - t1
+        after = sum(len(store.files(p)) for p in store.partitions())
         return {
             "collectors": n,
             "acked_spans_s": acked / send_s,
@@ -123,6 +146,11 @@ def run_case(n: int, storage: str, env: dict[str, str], seconds: float, senders:
             "kib_file": sum(i.size for i in files) / max(len(files), 1) / 1024,
             "cpu_us_span": cpu / max(stored, 1) * 1e6,
             "lost": max(0, acked - stored),
+            "files": len(files),
+            "read_ms": read_s * 1000,
+            "compact_mib_s": sum(i.size for i in files) / 2**20 / compact_s if merged else float("nan"),
+            "files_after": after,
+            "read_after_ms": timed_count(storage) * 1000,
         }
     finally:
         for proc in procs:
@@ -145,7 +173,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}; store: {args.store}; {SPANS_PER_REQUEST} spans/request, "
           f"{args.senders} HTTP senders per collector, {args.seconds:g} s")  # fmt: skip
     header = (f"{'collectors':>10} {'acked spans/s':>14} {'queryable spans/s':>18} {'p50 ms':>7} "
-              f"{'files/s (PUT/s)':>16} {'KiB/file':>9} {'CPU us/span':>11} {'lost':>5}")  # fmt: skip
+              f"{'files/s (PUT/s)':>16} {'KiB/file':>9} {'CPU us/span':>11} {'lost':>5} "
+              f"{'files':>6} {'read ms':>8} {'compact MiB/s':>13} {'files after':>11} {'read ms after':>13}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for n in [int(c) for c in args.collectors.split(",")]:
@@ -159,7 +188,8 @@ def main() -> None:
             r = run_case(n, storage, env, args.seconds, args.senders)
         print(f"{r['collectors']:>10} {r['acked_spans_s']:>14,.0f} {r['queryable_spans_s']:>18,.0f} "
               f"{r['p50_ms']:>7.1f} {r['files_s']:>16.1f} {r['kib_file']:>9.0f} {r['cpu_us_span']:>11.1f} "
-              f"{r['lost']:>5}", flush=True)  # fmt: skip
+              f"{r['lost']:>5} {r['files']:>6} {r['read_ms']:>8.0f} {r['compact_mib_s']:>13.1f} "
+              f"{r['files_after']:>11} {r['read_after_ms']:>13.0f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

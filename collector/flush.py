@@ -15,9 +15,9 @@ Compaction merges one writer's small files of a partition into
 ``cmp<first>-<last>-<writer>-<nonce>.parquet`` (the writer of the rows, whoever compacts), in four
 steps, each crash-safe:
 
-  1. write ``<name>.pending`` (inputs listed in its metadata), atomically
+  1. write ``_<name>.pending`` (inputs listed in its metadata), atomically
   2. delete the inputs                                          (crash: finish steps 2-3)
-  3. move ``<name>.pending`` -> ``<name>``  (S3: copy + delete; crash: finish it)
+  3. move ``_<name>.pending`` -> ``<name>``  (S3: copy + delete; crash: finish it)
 
 Readers never see a row twice; for the instant between 2 and 3 they miss the compacted rows.
 Compaction, and finishing compactions a crash interrupted, run only in the one maintainer of the
@@ -78,7 +78,7 @@ def _name(path: str) -> str:
 def published_in(store: Store, partition: str, writer: str, segment: int) -> bool:
     """Whether ``writer``'s ``segment`` is already in ``partition`` (as itself or compacted)."""
     for info in store.files(partition, suffix=""):
-        name = info.base_name.removesuffix(layout.PENDING)
+        name = layout.published_name(info.base_name)
         seg_range = layout.segment_range(name)
         if seg_range and layout.file_writer(name) == writer and seg_range[0] <= segment <= seg_range[1]:
             return True
@@ -124,10 +124,7 @@ def remove_own_temp_files(store: Store, writer: str) -> None:
         return  # S3 objects appear whole at close: there are no temp files
     for partition in store.partitions():
         for info in store.files(partition, suffix=layout.TMP):
-            if (
-                layout.file_writer(info.base_name[1:].removesuffix(layout.TMP).removesuffix(layout.PENDING))
-                == writer
-            ):
+            if layout.file_writer(layout.published_name(info.base_name)) == writer:
                 store.delete(info.path)
 
 
@@ -138,7 +135,7 @@ def recover_partition(store: Store, partition: str) -> None:
         for name in orjson.loads(meta.get(INPUTS_KEY, b"[]")):
             store.delete(f"{partition}/{name}")
         store.sync_dir(partition)
-        store.move(info.path, info.path[: -len(layout.PENDING)])
+        store.move(info.path, f"{partition}/{layout.published_name(info.base_name)}")
         store.sync_dir(partition)
 
 
@@ -170,7 +167,7 @@ def _compact_files(store: Store, partition: str, writer: str, candidates: list, 
     first = min(r[0] for r, _ in chosen)
     last = max(r[1] for r, _ in chosen)
     final = f"{partition}/{layout.compacted_file_name(first, last, writer)}"
-    pending = f"{final}{layout.PENDING}"
+    pending = f"{partition}/{layout.pending_name(_name(final))}"
     inputs = orjson.dumps([i.base_name for _, i in chosen])
     store.write_parquet(table, pending, config.row_group_rows, {INPUTS_KEY: inputs})
     store.sync_dir(partition)
@@ -187,7 +184,7 @@ def max_published_segment(store: Store, writer: str) -> int:
     high = 0
     for partition in store.partitions():
         for info in store.files(partition, suffix=""):
-            name = info.base_name.removesuffix(layout.PENDING)
+            name = layout.published_name(info.base_name)
             seg_range = layout.segment_range(name)
             if seg_range and layout.file_writer(name) == writer:
                 high = max(high, seg_range[1])

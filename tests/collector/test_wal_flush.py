@@ -79,7 +79,7 @@ def test_crash_after_pending_rename_is_finished_at_startup(tmp_path):
     inputs = layout.published_files(part)
     table = pa.concat_tables([pq.read_table(p) for p in inputs])
     final = part / layout.compacted_file_name(1, 4, "w1")
-    pending = part / f"{final.name}{layout.PENDING}"
+    pending = part / layout.pending_name(final.name)
     import orjson
 
     flush.write_parquet_atomic(
