@@ -10,7 +10,7 @@ Reports per case: spans/s acknowledged (all collectors together), spans/s querya
 `SELECT count(*) FROM spans` over the store sees them all), p50 request latency, Parquet files
 written per second (= PUTs/s on S3) and their mean size, and collector CPU per span. Then, on the
 same store: a fresh reader's `count(*)` time (listing included), one compaction pass (every
-writer's files merged per partition, as the maintainer does) in MiB/s, and the reader time after.
+writer's files merged per partition, as the maintainer does) in seconds, and the reader time after.
 
     python bench/scale.py [--collectors 1,2,3] [--seconds 10] [--senders 2] [--store s3|local]
 """
@@ -148,7 +148,8 @@ def run_case(n: int, storage: str, env: dict[str, str], seconds: float, senders:
             "lost": max(0, acked - stored),
             "files": len(files),
             "read_ms": read_s * 1000,
-            "compact_mib_s": sum(i.size for i in files) / 2**20 / compact_s if merged else float("nan"),
+            "mib": sum(i.size for i in files) / 2**20,
+            "compact_s": compact_s if merged else float("nan"),
             "files_after": after,
             "read_after_ms": timed_count(storage) * 1000,
         }
@@ -174,7 +175,7 @@ def main() -> None:
           f"{args.senders} HTTP senders per collector, {args.seconds:g} s")  # fmt: skip
     header = (f"{'collectors':>10} {'acked spans/s':>14} {'queryable spans/s':>18} {'p50 ms':>7} "
               f"{'files/s (PUT/s)':>16} {'KiB/file':>9} {'CPU us/span':>11} {'lost':>5} "
-              f"{'files':>6} {'read ms':>8} {'compact MiB/s':>13} {'files after':>11} {'read ms after':>13}")  # fmt: skip
+              f"{'files':>6} {'MiB':>5} {'read ms':>8} {'compact s':>9} {'files after':>11} {'read ms after':>13}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for n in [int(c) for c in args.collectors.split(",")]:
@@ -188,7 +189,7 @@ def main() -> None:
             r = run_case(n, storage, env, args.seconds, args.senders)
         print(f"{r['collectors']:>10} {r['acked_spans_s']:>14,.0f} {r['queryable_spans_s']:>18,.0f} "
               f"{r['p50_ms']:>7.1f} {r['files_s']:>16.1f} {r['kib_file']:>9.0f} {r['cpu_us_span']:>11.1f} "
-              f"{r['lost']:>5} {r['files']:>6} {r['read_ms']:>8.0f} {r['compact_mib_s']:>13.1f} "
+              f"{r['lost']:>5} {r['files']:>6} {r['mib']:>5.1f} {r['read_ms']:>8.0f} {r['compact_s']:>9.2f} "
               f"{r['files_after']:>11} {r['read_after_ms']:>13.0f}", flush=True)  # fmt: skip
 
 
