@@ -22,12 +22,19 @@ steps, each crash-safe:
 Readers never see a row twice; for the instant between 2 and 3 they miss the compacted rows.
 Compaction, and finishing compactions a crash interrupted, run only in the one maintainer of the
 store (``[storage] maintenance``) under its maintenance lease (store.locks).
+
+Damaged files are never fatal: a WAL segment with a torn or corrupt record (its complete records are
+replayed first) and, on a local store, a Parquet file whose footer or pages do not decode are moved to
+``quarantine/`` (same relative path), logged, and counted on /healthz. Nothing is deleted. (Objects
+on S3 are published by a single PUT, so torn files do not arise there.)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +43,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ragtrail.collector import rows
 from ragtrail.collector.wal import Segment, fsync_dir
@@ -56,6 +64,42 @@ def write_parquet_atomic(
     """Write ``table`` to a local ``path`` via a synced temp file and an atomic rename."""
     path = Path(path).resolve()
     open_store(path.parent).write_parquet(table, str(path), row_group_rows, metadata)
+
+
+def quarantine(data_dir: Path, path: Path, reason: str) -> Path:
+    """Move a damaged file to ``quarantine/`` under its path relative to the data dir; never delete."""
+    data_dir, path = Path(data_dir).resolve(), Path(path).resolve()
+    rel = path.relative_to(data_dir) if path.is_relative_to(data_dir) else Path(path.name)
+    target = layout.quarantine_dir(data_dir) / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target = target.with_name(f"{target.name}.{secrets.token_hex(4)}")
+    os.replace(path, target)
+    fsync_dir(path.parent)
+    fsync_dir(target.parent)
+    log.error("quarantined %s (%s); moved to %s", rel, reason, target)
+    return target
+
+
+def damaged(exc: Exception) -> str | None:
+    """Why ``exc`` means the file is damaged, or None when it is a system error (disk, permissions)
+    that says nothing about the file. pyarrow reports a bad page as an OSError without an errno."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return None
+    if isinstance(exc, pa.ArrowException | OSError):
+        return f"unreadable Parquet: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return None
+
+
+def readable(path: Path) -> str | None:
+    """None if the Parquet footer decodes, else why not. System errors are raised, not judged."""
+    try:
+        pq.read_metadata(path)
+    except Exception as exc:
+        if why := damaged(exc):
+            return why
+        raise
+    return None
 
 
 def split_by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -128,15 +172,28 @@ def remove_own_temp_files(store: Store, writer: str) -> None:
                 store.delete(info.path)
 
 
-def recover_partition(store: Store, partition: str) -> None:
-    """Finish a compaction a crash interrupted (see the module docstring); maintainer only."""
+def recover_partition(store: Store, partition: str, *, scan: bool = True) -> int:
+    """Finish a compaction a crash interrupted (see the module docstring), then (``scan``, local
+    stores) quarantine published files that do not decode; returns how many were quarantined.
+    Maintainer only."""
+    local = Path(partition) if store.is_local else None
+    quarantined = 0
     for info in store.files(partition, suffix=layout.PENDING):
+        if local and (why := readable(Path(info.path))):  # synced before step 2: only bit rot gets here
+            quarantine(layout.data_dir_of(local), Path(info.path), why)
+            quarantined += 1
+            continue
         meta = store.read_metadata(info.path)
         for name in orjson.loads(meta.get(INPUTS_KEY, b"[]")):
             store.delete(f"{partition}/{name}")
         store.sync_dir(partition)
         store.move(info.path, f"{partition}/{layout.published_name(info.base_name)}")
         store.sync_dir(partition)
+    for info in store.files(partition) if local and scan else []:
+        if why := readable(Path(info.path)):
+            quarantine(layout.data_dir_of(local), Path(info.path), why)
+            quarantined += 1
+    return quarantined
 
 
 def compact_partition(store: Store, partition: str, config: FlushConfig) -> int:
@@ -162,7 +219,16 @@ def _compact_files(store: Store, partition: str, writer: str, candidates: list, 
         total += info.size
     if len(chosen) < 2:
         return 0
-    table = pa.concat_tables([store.read_table(i.path) for _, i in chosen], promote_options="permissive")
+    tables = []
+    for _, info in chosen:
+        try:
+            tables.append(store.read_table(info.path))
+        except Exception as exc:  # a damaged input: set it aside, compact the rest next round
+            if not (why := damaged(exc)) or not store.is_local:
+                raise
+            quarantine(layout.data_dir_of(Path(partition)), Path(info.path), why)
+            return 0
+    table = pa.concat_tables(tables, promote_options="permissive")
     table = table.sort_by("time")
     first = min(r[0] for r, _ in chosen)
     last = max(r[1] for r, _ in chosen)
@@ -177,6 +243,11 @@ def _compact_files(store: Store, partition: str, writer: str, candidates: list, 
     store.move(pending, final)
     store.sync_dir(partition)
     return len(chosen)
+
+
+def all_partitions(data_dir: Path) -> list[Path]:
+    """A local data directory's partitions (store.erase works on local stores)."""
+    return [Path(p) for p in open_store(data_dir).partitions()]
 
 
 def max_published_segment(store: Store, writer: str) -> int:
@@ -235,7 +306,10 @@ class Flusher:
             if segment:
                 self._flush_with_retry(segment)
             if time.monotonic() - self._last_compaction >= self.config.compact_interval_seconds:
-                self.compact()
+                try:
+                    self.compact()
+                except Exception:  # this thread must outlive any one bad partition
+                    log.exception("compaction failed")
 
     def _flush_with_retry(self, segment: Segment) -> None:
         delay = 0.5
@@ -247,7 +321,9 @@ class Flusher:
                 segment.path.unlink(missing_ok=True)
                 self._release(segment)
                 return
-            except OSError as exc:  # disk full / read-only / store unreachable: the WAL still holds the rows
+            except (
+                Exception
+            ) as exc:  # disk full / read-only / store unreachable: the WAL still holds the rows
                 self.failures += 1
                 log.error("flush of WAL segment %d failed (%s); retrying in %.1fs", segment.id, exc, delay)
                 time.sleep(delay)
@@ -264,7 +340,7 @@ class Flusher:
                 if not held:
                     return 0
                 for partition in self.store.partitions():
-                    recover_partition(self.store, partition)
+                    recover_partition(self.store, partition, scan=False)
                     merged += compact_partition(self.store, partition, self.config)
         except OSError as exc:
             log.error("compaction failed: %s", exc)
@@ -272,20 +348,31 @@ class Flusher:
 
 
 def recover(
-    store: Store, wal_dir: Path, writer: str, config: FlushConfig, replay, maintenance: bool = True
-) -> int:
-    """Start-up: drop this writer's temp files, finish interrupted compactions if this collector
-    is the maintainer, then flush every WAL segment left behind."""
+    store: Store, wal_dir: Path, writer: str, config: FlushConfig, replay, finish_compactions: bool = True
+) -> tuple[int, int]:
+    """Start-up: drop this writer's temp files, finish interrupted compactions and quarantine damaged
+    Parquet files (``finish_compactions``: the maintainer, holding the lease), then flush every WAL
+    segment left behind (quarantining damaged ones once their complete records are flushed).
+    Returns (rows replayed, files quarantined). Running it twice over the same files is harmless."""
+    wal_dir = Path(wal_dir)
     remove_own_temp_files(store, writer)
-    if maintenance:
-        with maintenance_lease(store, writer) as held:
-            for partition in store.partitions() if held else []:
-                recover_partition(store, partition)
+    quarantined = 0
+    for partition in store.partitions() if finish_compactions else []:
+        quarantined += recover_partition(store, partition)
     replayed = 0
-    Path(wal_dir).mkdir(parents=True, exist_ok=True)
+    wal_dir.mkdir(parents=True, exist_ok=True)
     for segment in replay(wal_dir):
         if segment.payloads:
-            replayed += flush_segment(store, writer, segment, config.row_group_rows, replay=True)
-        segment.path.unlink(missing_ok=True)
+            try:
+                replayed += flush_segment(store, writer, segment, config.row_group_rows, replay=True)
+            except Exception as exc:  # records that pass their CRC but do not decode (a foreign file)
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    raise  # disk trouble: fail start-up loudly rather than set good data aside
+                segment.damage = f"records do not decode ({type(exc).__name__})"
+        if segment.damage:
+            quarantine(wal_dir.parent, segment.path, segment.damage)
+            quarantined += 1
+        else:
+            segment.path.unlink(missing_ok=True)
     fsync_dir(wal_dir)
-    return replayed
+    return replayed, quarantined

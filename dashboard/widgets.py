@@ -79,7 +79,8 @@ def load(name: str, f: Filters, *args) -> pd.DataFrame:
 
 
 def load_trace(name: str, trace_id: str) -> pd.DataFrame:
-    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents), cached."""
+    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents,
+    trace_guardrails), cached."""
     return _load_trace(store_uri(), name, trace_id)
 
 
@@ -113,6 +114,8 @@ def sidebar() -> tuple[Filters, int]:
         chosen = st.multiselect("Service", values["service_name"], key="services", placeholder="All services")
         envs = st.multiselect("Environment", values["environment"], key="environments", placeholder="All")
         arms = st.multiselect("Variant", values["variant"], key="variants", placeholder="All")
+        models = st.multiselect("Model", values["model"], key="models", placeholder="All generation models")
+        routes = st.multiselect("Route", values["route"], key="routes", placeholder="All")
         if st.button("Refresh", key="refresh"):
             st.cache_data.clear()
         if st.toggle(f"Auto-refresh every {AUTO_REFRESH_S} s", key="auto_refresh"):
@@ -126,7 +129,7 @@ def sidebar() -> tuple[Filters, int]:
         now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) + timedelta(minutes=1)
         start, end = now - span, now
         bucket = bucket_for(start, end)
-    return Filters(start, end, tuple(chosen), tuple(envs), tuple(arms)), bucket
+    return Filters(start, end, tuple(chosen), tuple(envs), tuple(arms), tuple(models), tuple(routes)), bucket
 
 
 @st.fragment(run_every=AUTO_REFRESH_S)
@@ -140,6 +143,14 @@ def _auto_refresh() -> None:
 
 def fmt_ms(value) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:,.0f} ms"
+
+
+def fmt_s(value_ms) -> str:
+    return "—" if value_ms is None or pd.isna(value_ms) else f"{value_ms / 1000:,.1f} s"
+
+
+def fmt_num(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:,.0f}"
 
 
 def fmt_pct(value) -> str:

@@ -11,6 +11,11 @@ pruned to ``since``..``until`` when given) and its files scanned as pyarrow data
 with DuckDB, which pushes projections and filters down. That needs no DuckDB extension (httpfs is
 downloaded at run time, which these machines cannot do) and reuses the writer's S3 settings.
 
+In a local store, a Parquet file whose footer does not decode (a torn copy, bit rot) is left out of
+the views with a warning, so one damaged file never makes a table unqueryable; the collector moves such files to
+``quarantine/`` at start-up. Readers never move or delete anything. Footers are checked once per
+file (path, size, mtime) per process.
+
 Locked connections (``ragtrail sql``, the dashboard console) can read only the tables directory
 (``allowed_directories``), have external access off and the configuration locked, and accept only
 a single SELECT statement; each query has a time limit and a row cap.
@@ -19,6 +24,7 @@ a single SELECT statement; each query has a time limit and a row cap.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -27,7 +33,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
+from ragtrail.store import layout
 from ragtrail.store.fs import Store, open_store
 from ragtrail.store.schema import TABLES
 
@@ -45,6 +53,8 @@ VANISHED = ("Path does not exist", "No files found", "No such file")  # a file c
 # Physical tables whose public view is derived: the gpu table holds one reading per row, and the
 # `gpu` view (sql/20_gpu.sql) folds the readings of one instant into one sample.
 BASE_VIEW_NAMES = {"gpu": "gpu_readings"}
+log = logging.getLogger("ragtrail.store")
+_footer_ok: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> footer decodes
 
 
 class SqlError(ValueError):
@@ -61,6 +71,31 @@ class Result:
         return pa.table({c: [r[i] for r in self.rows] for i, c in enumerate(self.columns)})
 
 
+def _readable(path: Path) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:  # compacted away since the listing: the glob will not see it either
+        return True
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if len(_footer_ok) > 100_000:  # compaction keeps renaming files: forget the old ones now and then
+        _footer_ok.clear()
+    if key not in _footer_ok:
+        try:
+            pq.read_metadata(path)
+            _footer_ok[key] = True
+        except (pa.ArrowException, OSError) as exc:
+            log.warning("skipping unreadable Parquet file %s: %s", path, str(exc).splitlines()[0])
+            _footer_ok[key] = False
+    return _footer_ok[key]
+
+
+def unreadable_files(data_dir: Path, table: str) -> list[Path]:
+    """The table's published files whose footer does not decode (left out of its view)."""
+    root = layout.table_dir(data_dir, table)
+    files = sorted(root.glob(f"*/*{layout.PARQUET}")) if root.is_dir() else []
+    return [p for p in files if not _readable(p)]
+
+
 def _columns(table: str, source: str | None) -> str:
     schema = TABLES[table]
     if source is None:
@@ -74,14 +109,18 @@ def _base_view(con, store: Store, table: str, since: dt.date | None, until: dt.d
     view = BASE_VIEW_NAMES.get(table, table)
     source = None
     if store.is_local:
-        partitions = [p for p in store.partitions(table, since, until) if store.files(p)]
-        if partitions:
-            # DuckDB expands the globs per query, so files compacted since connecting are seen.
-            if since is None and until is None:
-                globs = [f"{store.table_dir(table)}/*/*.parquet"]
-            else:
-                globs = [f"{p}/*.parquet" for p in partitions]
-            listed = ", ".join("'" + g.replace("'", "''") + "'" for g in globs)
+        partitions = store.partitions(table, since, until)
+        files = [i.path for p in partitions for i in store.files(p)]
+        bad = {p for p in files if not _readable(Path(p))}
+        if bad:  # an explicit list of the good files instead of the globs
+            paths = [p for p in files if p not in bad]
+        elif since is None and until is None:
+            # DuckDB expands the glob per query, so files compacted since connecting are seen.
+            paths = [f"{store.table_dir(table)}/*/*.parquet"] if files else []
+        else:
+            paths = [f"{p}/*.parquet" for p in partitions if store.files(p)]
+        if paths:
+            listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
             source = f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
     else:
         files = store.published(table, since, until)
@@ -159,6 +198,10 @@ def run_query(con, sql: str, *, max_rows: int = 100_000, time_limit_s: float = 3
         rows = cursor.fetchmany(max_rows + 1)
     except duckdb.InterruptException:
         raise SqlError(f"query cancelled: it ran longer than the {time_limit_s:g}s time limit") from None
+    except duckdb.PermissionException as exc:
+        raise SqlError(
+            f"refused: this SQL surface reads only the ragtrail views, never files or URLs ({_first_line(exc)})"
+        ) from None
     except duckdb.Error as exc:
         raise SqlError(_first_line(exc)) from None
     finally:

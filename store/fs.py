@@ -115,11 +115,16 @@ class Store:
         parent, name = path.rsplit("/", 1)
         os.makedirs(parent, exist_ok=True)
         tmp = f"{parent}/.{name}{layout.TMP}"
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd", row_group_size=row_group_rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd", row_group_size=row_group_rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a disk-full write must not leave its partial file taking space
+            raise
 
     def move(self, src: str, dst: str) -> None:
         self.fs.move(src, dst)

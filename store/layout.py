@@ -4,6 +4,10 @@
     <data>/tables/<table>/date=YYYY-MM-DD/<file>.parquet       the durable store (Hive partitions)
     <data>/writer_id                                            this collector's stable writer id
     <data>/pseudonym.key                                        HMAC key for user ids (0600)
+    <data>/audit-signing.key                                    Ed25519 key for exports, admin log (0600)
+    <data>/admin-audit.jsonl                                    admin actions, hash-chained (store.admin_log)
+    <data>/maintenance.lock, collector.lock                     flock files (store.locks)
+    <data>/quarantine/<path relative to data>                   damaged WAL segments / Parquet files
 
 Parquet file names say where the rows came from, so replay and compaction stay idempotent:
 
@@ -43,6 +47,11 @@ def partition_dir(data_dir: Path, table: str, date: dt.date | str) -> Path:
     return table_dir(data_dir, table) / f"date={date}"
 
 
+def data_dir_of(partition: Path) -> Path:
+    """The data dir a ``tables/<table>/date=...`` partition belongs to."""
+    return Path(partition).parents[2]
+
+
 def partition_date(partition: Path) -> dt.date | None:
     name = partition.name
     if not name.startswith("date="):
@@ -51,6 +60,16 @@ def partition_date(partition: Path) -> dt.date | None:
         return dt.date.fromisoformat(name[5:])
     except ValueError:
         return None
+
+
+def quarantine_dir(data_dir: Path) -> Path:
+    """Where damaged files go (outside tables/, so no view ever reads them)."""
+    return Path(data_dir) / "quarantine"
+
+
+def quarantined_files(data_dir: Path) -> list[Path]:
+    root = quarantine_dir(data_dir)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
 
 def table_glob(data_dir: Path, table: str) -> str:
