@@ -54,7 +54,9 @@ def _hex(rng, n: int, width: int) -> list[str]:
     return [f"{x:0{width}x}" for x in rng.integers(0, 2**62, size=n, dtype=np.int64)]
 
 
-def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
+def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, gpu: bool = True) -> int:
+    """Write ``n_spans`` spans (and their documents, and a day of GPU samples when ``gpu``) as one
+    segment's Parquet files; call again with another ``seed``/``segment`` to grow a store in chunks."""
     rng = np.random.default_rng(seed)
     k = len(SPAN_NAMES)
     n_traces = n_spans // k
@@ -112,7 +114,7 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
             else pa.nulls(n_traces * k, field.type)
         )
     spans = pa.table(arrays, schema=SPANS)
-    _write(data_dir, "spans", spans)
+    _write(data_dir, "spans", spans, segment)
     docs = pa.table(
         {
             "time": pa.array(np.repeat(t0, 3), pa.timestamp("us")),
@@ -128,9 +130,11 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
         },
         schema=DOCUMENTS,
     )
-    _write(data_dir, "documents", docs)
+    _write(data_dir, "documents", docs, segment)
+    if not gpu:
+        return spans.num_rows
     n_gpu = 24 * 3600 // 5
-    gpu = pa.table(
+    gpu_table = pa.table(
         {
             "time": pa.array(start_us + np.arange(n_gpu, dtype=np.int64) * 5 * 10**6, pa.timestamp("us")),
             "host": pa.array(["node-0"] * n_gpu),
@@ -147,13 +151,13 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
         },
         schema=GPU,
     )
-    _write(data_dir, "gpu", gpu)
+    _write(data_dir, "gpu", gpu_table, segment)
     return spans.num_rows
 
 
-def _write(data_dir: Path, table_name: str, table: pa.Table) -> None:
+def _write(data_dir: Path, table_name: str, table: pa.Table, segment: int = 1) -> None:
     for date, part in split_by_date(table.sort_by("time")):
-        path = layout.partition_dir(data_dir, table_name, date) / layout.segment_file_name(1, "bench")
+        path = layout.partition_dir(data_dir, table_name, date) / layout.segment_file_name(segment, "bench")
         write_parquet_atomic(part, path, 122_880)
 
 
