@@ -113,10 +113,49 @@ class Phoenix:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def run_case(system, transport: str, concurrency: int, seconds: float, drain_timeout: float) -> dict:
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    """py-spy (collapsed stacks, every process of the tree) for the send phase of a case."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [spy, "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(seconds)),
+           "--rate", "100", "--format", "raw", "--output", str(out)]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_functions(collapsed: Path, n: int = 15) -> list[tuple[str, float, float]]:
+    """(function, self %, total %) from py-spy's raw output, highest self time first."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        k = int(count)
+        samples += k
+        own[frames[-1]] = own.get(frames[-1], 0) + k
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + k
+    top = sorted(own, key=own.get, reverse=True)[:n]
+    return [(f, 100 * own[f] / samples, 100 * total[f] / samples) for f in top]
+
+
+def run_case(
+    system,
+    transport: str,
+    concurrency: int,
+    seconds: float,
+    drain_timeout: float,
+    profile: Path | None = None,
+) -> dict:
     system.start()
     try:
         ps = psutil.Process(system.proc.pid)
+        spy = None
+        if profile is not None:
+            out = (
+                profile / f"{system.label.replace(' ', '_').replace('=', '-')}_{transport}_c{concurrency}.txt"
+            )
+            spy = start_profile(system.proc.pid, seconds, out)
         peak = [tree_rss(ps)]
         cpu0 = tree_cpu(ps)
 
@@ -126,6 +165,11 @@ def run_case(system, transport: str, concurrency: int, seconds: float, drain_tim
         port = system.http_port if transport == "http" else system.grpc_port
         t0 = time.monotonic()
         result, send_seconds = run_senders(concurrency, transport, port, seconds, sample)
+        if spy is not None:
+            spy.wait(30)
+            print(f"profile {out.name}: top functions by own time (self %, total %)")
+            for func, own, tot in top_functions(out):
+                print(f"  {own:5.1f} {tot:5.1f}  {func}")
         acked = result.acked_spans
         stored = system.count()
         while stored < acked and time.monotonic() - t0 < send_seconds + drain_timeout:
@@ -149,6 +193,7 @@ def run_case(system, transport: str, concurrency: int, seconds: float, drain_tim
             "peak_rss_mb": peak[0] / 2**20,
             "errors": errors,
             "lost": max(0, acked - stored),
+            # CPU of the server's process tree from first send to last count, per persisted span
             "cpu_us_span": cpu / max(stored, 1) * 1e6,
         }
     finally:
@@ -161,9 +206,10 @@ HEADER = (f"{'system':20} {'transport':9} {'conc':>4} {'acked spans/s':>13} {'pe
 
 def fmt_row(r: dict) -> str:
     lag = f"{r['lag_s']:.1f}" if r["drained"] else f">{r['lag_s']:.0f}"
+    lost = str(r["lost"]) if r["drained"] else "?"  # not known until the server has drained
     line = (f"{r['system']:20} {r['transport']:9} {r['conc']:>4} {r['acked_spans_s']:>13,.0f} "
             f"{r['persisted_spans_s']:>17,.0f} {lag:>6} {r['p50_ms']:>7.1f} {r['peak_rss_mb']:>11.0f} "
-            f"{r['errors']:>6} {r['lost']:>6} {r['cpu_us_span']:>11.1f}")  # fmt: skip
+            f"{r['errors']:>6} {lost:>6} {r['cpu_us_span']:>11.1f}")  # fmt: skip
     if not r["drained"]:
         line += f"  (persisted {r['stored']:,} of {r['acked']:,} after {r['lag_s']:.0f} s: wait capped)"
     return line
@@ -179,8 +225,13 @@ def main() -> None:
     parser.add_argument("--redaction", default="off", help="off, on or off,on")
     parser.add_argument("--workers", type=int, default=0, help="collector pipeline worker processes")
     parser.add_argument("--peer", choices=["phoenix"], help="also run Arize Phoenix, side by side")
-    parser.add_argument("--drain-timeout", type=float, default=60,
-                        help="cap on the wait for a server to persist what it acknowledged (s)")  # fmt: skip
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60,
+        help="cap on the wait for a server to persist what it acknowledged (s)",
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy each server during the send phase into this folder")  # fmt: skip
     args = parser.parse_args()
     systems = [Ragtrail(mode == "on", args.workers) for mode in args.redaction.split(",")]
     if args.peer == "phoenix":
@@ -199,7 +250,7 @@ def main() -> None:
     for transport in args.transports.split(","):
         for conc in [int(c) for c in args.concurrency.split(",")]:
             for system in systems:
-                r = run_case(system, transport, conc, args.seconds, args.drain_timeout)
+                r = run_case(system, transport, conc, args.seconds, args.drain_timeout, args.profile)
                 rows.append(r)
                 print(fmt_row(r), flush=True)
     if args.peer:
