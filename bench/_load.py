@@ -265,7 +265,7 @@ def sender(
     workers = [
         threading.Thread(
             target=_send_loop,
-            args=(transport, port, path, tmpl, seconds, rate, retry, ((index << 8) | t) << 20, result, lock),
+            args=(transport, port, path, tmpl, seconds, rate, retry, ((index << 6) | t) << 20, result, lock),
         )
         for t in range(threads)
     ]
@@ -277,11 +277,17 @@ def sender(
 
 
 def run_senders(
-    n: int, transport: str, port: int, seconds: float, sample, **kw
+    n: int, transport: str, port: int, seconds: float, sample, *, first: int = 0, **kw
 ) -> tuple[SenderResult, float]:
-    """Start ``n`` sender processes, call ``sample()`` every 0.2 s while they run; merged result, wall s."""
+    """Start ``n`` sender processes, call ``sample()`` every 0.2 s while they run; merged result, wall s.
+
+    Ids are tagged by sender index (``first`` .. ``first + n - 1``, < 64), connection (< 64) and
+    send count (< 2**20): phases of one run against one store must not share sender indices."""
     out: mp.Queue = mp.Queue()
-    procs = [mp.Process(target=sender, args=(transport, port, seconds, out, i), kwargs=kw) for i in range(n)]
+    procs = [
+        mp.Process(target=sender, args=(transport, port, seconds, out, first + i), kwargs=kw)
+        for i in range(n)
+    ]
     t0 = time.monotonic()
     for p in procs:
         p.start()

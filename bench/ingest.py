@@ -40,6 +40,7 @@ class Ragtrail:
     def __init__(self, redaction: bool, workers: int):
         self.redaction, self.workers = redaction, workers
         self.label = f"ragtrail redact={'on' if redaction else 'off'}"
+        self.read_races = 0
 
     def start(self) -> None:
         self.data = Path(tempfile.mkdtemp(prefix="ragtrail-bench-"))
@@ -56,7 +57,16 @@ class Ragtrail:
     def count(self) -> int:
         from ragtrail.store import db
 
-        return db.query(self.data, "SELECT count(*) FROM spans").rows[0][0]
+        for _ in range(10):
+            try:
+                return db.query(self.data, "SELECT count(*) FROM spans").rows[0][0]
+            except db.SqlError as exc:
+                # A reader can list a Parquet file that compaction deletes before it is opened
+                # ("IO Error: Cannot open file"): count how often, and ask again.
+                if "Cannot open file" not in str(exc):
+                    raise
+                self.read_races += 1
+        raise RuntimeError("spans unreadable: every count raced with compaction")
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -34,8 +34,8 @@ def main() -> None:
     ap.add_argument("--transport", choices=["http", "grpc"], default="http")
     ap.add_argument("--rate", type=float, default=0, help="sustainable spans/s (0: measure it first)")
     ap.add_argument("--measure-seconds", type=float, default=10)
-    ap.add_argument("--procs", type=int, default=4, help="sender processes")
-    ap.add_argument("--threads", type=int, default=8, help="connections per sender process")
+    ap.add_argument("--procs", type=int, default=4, help="sender processes (at most 60)")
+    ap.add_argument("--threads", type=int, default=64, help="connections per sender process (at most 64)")
     ap.add_argument("--redaction", action="store_true")
     ap.add_argument("--workers", type=int, default=0, help="collector pipeline worker processes")
     ap.add_argument("--drain-timeout", type=float, default=180)
@@ -71,7 +71,7 @@ def main() -> None:
                 samples.append((time.monotonic() - t0, tree_rss(ps)))
 
         result, wall = run_senders(args.procs, args.transport, port, args.seconds, sample,
-                                   threads=args.threads, rate=per_conn, retry=True)  # fmt: skip
+                                   first=4, threads=args.threads, rate=per_conn, retry=True)  # fmt: skip
         sent_done = time.monotonic() - t0
         expected = base_acked + result.acked_spans
         waited = _wait_stored(server, expected, args.drain_timeout, sample)
@@ -90,6 +90,10 @@ def main() -> None:
         print(f"peak RSS {peak / 2**20:,.0f} MiB ({'< 1 GiB' if peak < 2**30 else 'OVER 1 GiB'})")
         print(f"\nstored {total:,} spans ({distinct:,} distinct span ids), acknowledged {expected:,} "
               f"(measurement phase included), store caught up {waited:.1f} s after the storm")  # fmt: skip
+        if server.read_races:
+            print(
+                f"count queries that failed with 'Cannot open file' (reader vs compaction): {server.read_races}"
+            )
         ok = total == expected and distinct == total
         print(
             f"stored == acknowledged and no duplicates: {'YES' if ok else 'NO'}"
