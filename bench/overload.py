@@ -79,6 +79,10 @@ def main() -> None:
 
         print(f"\nacknowledged {result.acked_spans:,} spans in {wall:.1f} s ({result.acked_spans / wall:,.0f} spans/s, "
               f"{result.acked_requests:,} requests); abandoned at the deadline: {result.gave_up:,} requests")  # fmt: skip
+        lat = sorted(result.latencies)
+        if lat:
+            print(f"acknowledgement latency (first send to 200/OK, retries included): "
+                  f"p50 {lat[len(lat) // 2]:.2f} s, p99 {lat[int(len(lat) * 0.99)]:.2f} s, max {lat[-1]:.2f} s")  # fmt: skip
         print("reply codes: " + ", ".join(f"{code} x{n:,}" for code, n in result.codes.most_common()))
         print(f"\n{'t (s)':>6} {'RSS max MiB':>12}   (collector process tree, per 5 s window)")
         for start in range(0, int(samples[-1][0]) + 1, 5):
