@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -133,13 +134,13 @@ def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen:
 
 
 def top_functions(collapsed: Path, n: int = 15) -> list[tuple[str, float, float]]:
-    """(function, self %, total %) from py-spy's raw output, highest self time first."""
+    """(function, self %, total %) from py-spy's raw output, line numbers merged, highest self first."""
     own: dict[str, int] = {}
     total: dict[str, int] = {}
     samples = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
         k = int(count)
         samples += k
         own[frames[-1]] = own.get(frames[-1], 0) + k
