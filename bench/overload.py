@@ -1,60 +1,119 @@
-"""Overload soak: real OTel SDK exporters (retry on) offered a multiple of what the collector admits,
-for a long time, then every span accounted for. CI runs a 1.5 s burst of the same
-(tests/collector/test_overload.py); here, by default, 60 s at 5x:
+"""Overload benchmark: a storm at N x the collector's sustainable rate, retrying clients, then a count.
 
-    python bench/overload.py [--seconds 60] [--factor 5] [--exporters 6] [--max-pending 60000]
+1. Sustainable rate: --rate spans/s, or measured first (closed loop, --measure-seconds, 4 senders).
+2. Storm: --factor x that rate for --seconds, offered by --procs x --threads paced connections
+   (open loop: each connection keeps its schedule while others wait), retrying like OTel exporters
+   (503/429/UNAVAILABLE/RESOURCE_EXHAUSTED and transport errors: honour Retry-After, else exponential
+   backoff from 0.1 s, capped at 5 s; a request not acknowledged by the deadline is abandoned).
+   Every reply code is counted; the collector's process-tree RSS is sampled every 0.2 s.
+3. After the storm: wait until the store counts every acknowledged span, then check
+   stored == acknowledged and count(DISTINCT span_id) == count(*) (every send has fresh span ids,
+   so a duplicate can only come from a retry of a request that was in fact stored).
 
-Prints one table row; exits non-zero if a span the SDK exported is missing or stored twice. The
-backlog (factor - 1 of every span offered) drains at the exporters' retry pace, so a 60 s run takes
-several minutes in all.
+    python bench/overload.py [--factor 5] [--seconds 60] [--transport http|grpc] [--rate SPANS_PER_S]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
+import os
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import psutil
+from _load import SPANS_PER_REQUEST, run_senders, tree_rss
+from ingest import Ragtrail
 
-from tests.collector.overload_run import overload_toml, sdk_overload  # noqa: E402
-from tests.conftest import Collector  # noqa: E402
+from ragtrail.store import db
 
 
-def main() -> int:
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--factor", type=float, default=5)
-    ap.add_argument("--exporters", type=int, default=6, help="SDK pipelines, half HTTP, half gRPC")
-    ap.add_argument("--max-pending", type=int, default=60_000, help="[wal] max_pending_bytes")
-    ap.add_argument("--segment-seconds", type=float, default=0.25)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--transport", choices=["http", "grpc"], default="http")
+    ap.add_argument("--rate", type=float, default=0, help="sustainable spans/s (0: measure it first)")
+    ap.add_argument("--measure-seconds", type=float, default=10)
+    ap.add_argument("--procs", type=int, default=4, help="sender processes (at most 60)")
+    ap.add_argument("--threads", type=int, default=64, help="connections per sender process (at most 64)")
+    ap.add_argument("--redaction", action="store_true")
+    ap.add_argument("--workers", type=int, default=0, help="collector pipeline worker processes")
+    ap.add_argument("--drain-timeout", type=float, default=180)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ragtrail-overload-") as tmp:
-        data, config = Path(tmp) / "data", Path(tmp) / "overload.toml"
-        data.mkdir()
-        config.write_text(overload_toml(args.max_pending, args.segment_seconds))
-        c = Collector(data, extra_args=["--config", str(config)], env={"RAGTRAIL_REDACTION": "off"}).start()
-        try:
-            r = sdk_overload(
-                c,
-                seconds=args.seconds,
-                factor=args.factor,
-                max_pending_bytes=args.max_pending,
-                segment_seconds=args.segment_seconds,
-                exporters=args.exporters,
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")  # fmt: skip
+    print(f"machine: {os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+          "shared with other jobs; the load generator runs on the same cores")  # fmt: skip
+
+    server = Ragtrail(args.redaction, args.workers)
+    server.start()
+    try:
+        ps = psutil.Process(server.proc.pid)
+        port = server.http_port if args.transport == "http" else server.grpc_port
+        rate = args.rate
+        if not rate:
+            result, wall = run_senders(4, args.transport, port, args.measure_seconds, lambda: None)
+            rate = result.acked_spans / wall
+            print(f"sustainable (closed loop, 4 senders, {args.measure_seconds:.0f} s): {rate:,.0f} spans/s")
+            _wait_stored(server, result.acked_spans, args.drain_timeout)
+        base_acked = server.count()
+        target = args.factor * rate
+        connections = args.procs * args.threads
+        per_conn = target / SPANS_PER_REQUEST / connections
+        print(f"storm: {args.factor:g} x {rate:,.0f} = {target:,.0f} spans/s offered for {args.seconds:.0f} s "
+              f"over {args.transport}, {connections} connections at {per_conn:.2f} requests/s each, retrying")  # fmt: skip
+
+        samples: list[tuple[float, int]] = []
+        t0 = time.monotonic()
+
+        def sample():
+            if not samples or time.monotonic() - t0 - samples[-1][0] >= 0.2:
+                samples.append((time.monotonic() - t0, tree_rss(ps)))
+
+        result, wall = run_senders(args.procs, args.transport, port, args.seconds, sample,
+                                   first=4, threads=args.threads, rate=per_conn, retry=True)  # fmt: skip
+        sent_done = time.monotonic() - t0
+        expected = base_acked + result.acked_spans
+        waited = _wait_stored(server, expected, args.drain_timeout, sample)
+        total, distinct = db.query(server.data, "SELECT count(*), count(DISTINCT span_id) FROM spans").rows[0]
+
+        print(f"\nacknowledged {result.acked_spans:,} spans in {wall:.1f} s ({result.acked_spans / wall:,.0f} spans/s, "
+              f"{result.acked_requests:,} requests); abandoned at the deadline: {result.gave_up:,} requests")  # fmt: skip
+        lat = sorted(result.latencies)
+        if lat:
+            print(f"acknowledgement latency (first send to 200/OK, retries included): "
+                  f"p50 {lat[len(lat) // 2]:.2f} s, p99 {lat[int(len(lat) * 0.99)]:.2f} s, max {lat[-1]:.2f} s")  # fmt: skip
+        print("reply codes: " + ", ".join(f"{code} x{n:,}" for code, n in result.codes.most_common()))
+        print(f"\n{'t (s)':>6} {'RSS max MiB':>12}   (collector process tree, per 5 s window)")
+        for start in range(0, int(samples[-1][0]) + 1, 5):
+            window = [rss for t, rss in samples if start <= t < start + 5]
+            if window:
+                mark = "  <- storm ends" if start <= sent_done < start + 5 else ""
+                print(f"{start:>6} {max(window) / 2**20:>12,.0f}{mark}")
+        peak = max(rss for _, rss in samples)
+        print(f"peak RSS {peak / 2**20:,.0f} MiB ({'< 1 GiB' if peak < 2**30 else 'OVER 1 GiB'})")
+        print(f"\nstored {total:,} spans ({distinct:,} distinct span ids), acknowledged {expected:,} "
+              f"(measurement phase included), store caught up {waited:.1f} s after the storm")  # fmt: skip
+        if server.read_races:
+            print(
+                f"count queries that failed with 'Cannot open file' (reader vs compaction): {server.read_races}"
             )
-        finally:
-            c.stop()
-    mib = "/".join(str(q >> 20) for q in r.rss_quarters)
-    print("| seconds | admitted ≤ spans/s | offered spans/s | × | spans | stored | distinct | SDK gave up | "
-          "refusals | exporter retries | RSS MiB (start, peak per quarter) |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-    print(f"| {args.seconds:g} | {r.sustainable:.0f} | {r.offered:.0f} | {r.factor:.1f} | {r.created} | {r.stored} | "
-          f"{r.distinct} | {r.gave_up} | {r.refused} | {r.retries} | {r.rss_baseline >> 20}, {mib} |")  # fmt: skip
-    return 0 if r.stored == r.distinct == r.exported else 1
+        ok = total == expected and distinct == total
+        print(
+            f"stored == acknowledged and no duplicates: {'YES' if ok else 'NO'}"
+            + ("" if ok else f" (lost {expected - distinct:,}, duplicates {total - distinct:,})")
+        )
+    finally:
+        server.stop()
+
+
+def _wait_stored(server, expected: int, timeout: float, sample=lambda: None) -> float:
+    t0 = time.monotonic()
+    while server.count() < expected and time.monotonic() - t0 < timeout:
+        sample()
+        time.sleep(0.25)
+    return time.monotonic() - t0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

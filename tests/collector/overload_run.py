@@ -1,6 +1,6 @@
 """Real OTel SDK exporters (retry on) against a collector held to a small admitted rate, offered a
 multiple of it. Shared by tests/collector/test_overload.py (a 1.5 s burst in CI) and
-bench/overload.py (a long run). Spans are paced to ``factor`` x the rate the WAL bound admits
+bench/overload_sdk.py (a long run). Spans are paced to ``factor`` x the rate the WAL bound admits
 (``max_pending_bytes`` per ``segment_seconds``), the SDK's own queue never drops, and every span the
 exporters report, give up on and the store holds is counted; collector RSS is sampled throughout.
 """

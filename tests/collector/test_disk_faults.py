@@ -19,6 +19,7 @@ from ragtrail.collector import flush, pipeline, wal
 from ragtrail.collector.encoding import Format
 from ragtrail.config import FlushConfig
 from ragtrail.store import db, layout
+from ragtrail.store.fs import open_store
 from tests.collector.test_bad_input import post
 from tests.collector.test_durability import SPANS_PER_REQUEST, request_bytes, trace_id_of
 from tests.conftest import wait_until
@@ -238,9 +239,9 @@ def test_compaction_quarantines_a_damaged_input_and_compacts_the_rest(tmp_path):
     data[8:40] = b"\xff" * 32  # footer intact, pages garbage: only a full read finds it
     bad.write_bytes(bytes(data))
     config = FlushConfig(compact_min_files=4)
-    assert flush.compact_partition(part, "w1", config, max_segment=None) == 0
+    assert flush.compact_partition(open_store(tmp_path), str(part), config) == 0
     assert not bad.exists()
     assert (layout.quarantine_dir(tmp_path) / bad.relative_to(tmp_path)).exists()
-    assert flush.compact_partition(part, "w1", config, max_segment=None) == 5
+    assert flush.compact_partition(open_store(tmp_path), str(part), config) == 5
     (merged,) = layout.published_files(part)
     assert sorted(pq.read_table(merged)["span_id"].to_pylist()) == ["s1", "s2", "s4", "s5", "s6"]

@@ -47,7 +47,7 @@ MAX_PENDING, SEGMENT_S = 60_000, 0.25  # the WAL admits at most ~300 spans/s of 
 
 
 def test_sdk_exporters_under_5x_overload_deliver_every_span_exactly_once(collector_factory, tmp_path):
-    """bench/overload.py is the long variant."""
+    """bench/overload_sdk.py is the long variant."""
     config = tmp_path / "overload.toml"
     config.write_text(overload_toml(MAX_PENDING, SEGMENT_S))
     c = collector_factory(None, "--config", str(config))
@@ -59,5 +59,5 @@ def test_sdk_exporters_under_5x_overload_deliver_every_span_exactly_once(collect
     # The collector did refuse (503 + Retry-After / UNAVAILABLE + RetryInfo), and the exporters retried.
     assert r.refused > 0 and sum(r.retries.values()) > 0
     # Bounded: the WAL holds <= 60 KB and admission bounds bytes in flight; what RSS gains is warm-up
-    # (allocator arenas, Arrow pools). bench/overload.py shows it flat over a minute.
+    # (allocator arenas, Arrow pools). bench/overload_sdk.py shows it flat over a minute.
     assert max(r.rss_quarters) - r.rss_baseline < 150 * 1024 * 1024, "collector memory grew too much"
