@@ -260,6 +260,12 @@ def test_model_and_route_filters_select_traces(page, demo_store):
     at.sidebar.multiselect(key="routes").select("escalated").run()
     n = demo_store.scalar("SELECT count(DISTINCT trace_id) FROM spans WHERE route = 'escalated'")
     assert n > 0 and metric(at, "Requests") == f"{n:,}"
+    at.sidebar.multiselect(key="models").select("llama-3.1-70b-instruct").run()  # both: each must hold
+    n = demo_store.scalar(
+        "SELECT count(*) FROM (SELECT trace_id FROM spans WHERE route = 'escalated' INTERSECT "
+        "SELECT trace_id FROM spans WHERE stage = 'generate' AND model = 'llama-3.1-70b-instruct')"
+    )
+    assert n > 0 and metric(at, "Requests") == f"{n:,}"
     at = page("caches")  # span pages select whole traces by route too
     at.sidebar.multiselect(key="routes").select("escalated").run()
     assert not at.exception
