@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from ragtrail.collector.flush import max_published_segment, split_by_date, write_parquet_atomic  # noqa: E402
 from ragtrail.sample_data.demo import DemoOptions, run_demo  # noqa: E402
 from ragtrail.store import audit, db, erase, layout, quality  # noqa: E402
+from ragtrail.store.fs import open_store  # noqa: E402
 from tests.conftest import Collector  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def main() -> None:
         t, _ = timed(scorer.run_once, args.repeat)
         rows.append(("scoring pass, nothing new", t, ""))
         for date, part in split_by_date(table):  # store the scores so exports carry them
-            name = layout.segment_file_name(max_published_segment(data_dir) + 1, "bench")
+            name = layout.segment_file_name(max_published_segment(open_store(data_dir), "bench") + 1, "bench")
             write_parquet_atomic(part, layout.partition_dir(data_dir, "quality", date) / name, 122_880)
         t, m = timed(
             lambda: audit.export(data_dir, work / "all.jsonl", audit.Filters(), actor="bench"), args.repeat

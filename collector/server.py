@@ -24,6 +24,7 @@ from ragtrail.collector.maintenance import Maintenance
 from ragtrail.collector.otlp_http import OtlpHttpApp
 from ragtrail.config import Config
 from ragtrail.store import layout, locks
+from ragtrail.store.fs import open_store
 
 log = logging.getLogger("ragtrail.collector")
 
@@ -39,17 +40,25 @@ class Collector:
         self._presence = contextlib.ExitStack()  # tells erasure a live collector owns the WAL
         self._presence.enter_context(locks.collector_presence(self.data_dir))
 
-        # Under the maintenance lock: an erasure that found no collector may be rewriting the WAL.
-        with locks.maintenance_lock(self.data_dir):
+        self.store = open_store(config.storage_uri)
+        maintenance = config.storage.maintenance
+        # Under the data dir's maintenance lock: an erasure that found no collector may be rewriting
+        # the WAL. The maintainer of a store elsewhere also takes that store's lease to finish
+        # compactions a crash interrupted (a local store at the data dir shares the lock above).
+        with locks.maintenance_lock(self.data_dir), contextlib.ExitStack() as stack:
+            finish = maintenance and (
+                self.store.uri == str(self.data_dir.resolve())
+                or stack.enter_context(locks.maintenance_lease(self.store, self.writer))
+            )
             replayed, quarantined = flush.recover(
-                self.data_dir, config.wal_dir, self.writer, config.flush, wal.replay
+                self.store, config.wal_dir, self.writer, config.flush, wal.replay, finish
             )
         if replayed:
             log.info("replayed %d rows from the write-ahead log", replayed)
         if quarantined:
             log.error("quarantined %d damaged files at start-up (see quarantine/)", quarantined)
         config.wal_dir.mkdir(parents=True, exist_ok=True)
-        first_segment = flush.max_published_segment(self.data_dir) + 1
+        first_segment = flush.max_published_segment(self.store, self.writer) + 1
 
         self.executor = None
         if config.collector.workers > 0:
@@ -67,7 +76,7 @@ class Collector:
             pipeline.init_worker(config.redaction, self.data_dir)
 
         self.flusher = flush.Flusher(
-            self.data_dir, self.writer, config.flush, release=self._release, oldest_live_segment=lambda: None
+            self.store, self.writer, config.flush, release=self._release, maintenance=maintenance
         )
         self.wal = wal.WriteAheadLog(config.wal_dir, config.wal, first_segment, on_seal=self.flusher.submit)
         self.maintenance = Maintenance(self.data_dir, self.wal, config.extra)
@@ -124,18 +133,21 @@ class Collector:
         )
         http_server = uvicorn.Server(uv_config)
         log.info(
-            "ragtrail collector writer=%s data=%s OTLP/gRPC %s:%d OTLP/HTTP %s:%d redaction=%s",
+            "ragtrail collector writer=%s data=%s store=%s OTLP/gRPC %s:%d OTLP/HTTP %s:%d redaction=%s",
             self.writer,
             self.data_dir,
+            self.store.uri,
             c.host,
             c.grpc_port,
             c.host,
             c.http_port,
             "on" if self.config.redaction.enabled else "off",
         )
-        # uvicorn re-raises the SIGTERM it handled once it has stopped; with the default handler that
-        # would kill the process before the WAL is sealed and flushed below. Make the re-raise a no-op.
-        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        # uvicorn re-raises the SIGTERM / SIGINT it handled once it has stopped; with the default
+        # handlers that would kill the process (or raise KeyboardInterrupt) before the WAL is sealed
+        # and flushed below. Make the re-raise a no-op.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: None)
         try:
             asyncio.run(http_server.serve())
         finally:

@@ -31,6 +31,11 @@ def data_dir() -> str:
     return os.environ.get(DATA_ENV, "./ragtrail-data")
 
 
+def store_uri() -> str:
+    """Where the Parquet lives: the data directory, or [storage] uri / $RAGTRAIL_STORAGE."""
+    return config_mod.load(data_dir()).storage_uri
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def _load(data: str, name: str, f: tuple, args: tuple) -> pd.DataFrame:
     con = db.connect(data)
@@ -70,17 +75,17 @@ def settings() -> dict:
 
 def load(name: str, f: Filters, *args) -> pd.DataFrame:
     """``queries.<name>(con, f, *args)``, cached for TTL_S seconds."""
-    return _load(data_dir(), name, astuple(f), args)
+    return _load(store_uri(), name, astuple(f), args)
 
 
 def load_trace(name: str, trace_id: str) -> pd.DataFrame:
     """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents,
     trace_guardrails), cached."""
-    return _load_trace(data_dir(), name, trace_id)
+    return _load_trace(store_uri(), name, trace_id)
 
 
 def search(f: Filters, **criteria) -> pd.DataFrame:
-    return _search(data_dir(), astuple(f), tuple(sorted(criteria.items())))
+    return _search(store_uri(), astuple(f), tuple(sorted(criteria.items())))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -102,7 +107,7 @@ def bucket_for(start: datetime | None, end: datetime | None, points: int = 60) -
 
 def sidebar() -> tuple[Filters, int]:
     """Render the shared sidebar; returns the filters and the time-bucket size in seconds."""
-    values, first, last = _meta(data_dir())
+    values, first, last = _meta(store_uri())
     with st.sidebar:
         st.caption(f"Store: `{data_dir()}`")
         label = st.selectbox("Time range", list(RANGES), key="range")

@@ -34,6 +34,7 @@ from ragtrail.collector import rows, wal
 from ragtrail.collector.flush import all_partitions, recover_partition, write_parquet_atomic
 from ragtrail.store import admin_log, layout
 from ragtrail.store.audit import pseudonym_for, subject_ref
+from ragtrail.store.fs import open_store
 from ragtrail.store.locks import collector_running, maintenance_lock
 
 MIN_RAW_SUBSTRING = 4
@@ -159,8 +160,9 @@ def erase_user(
         if live:
             report["wal_segments_waited_for"] = _wait_for_flush(data_dir, wait_s)
         else:
-            for partition in all_partitions(data_dir):
-                recover_partition(partition)  # finish crashed compactions: no stray inputs stay behind
+            store = open_store(data_dir)
+            for partition in store.partitions():
+                recover_partition(store, partition)  # finish crashed compactions: no stray inputs stay behind
             decoded = _read_wal(data_dir)
         # The user's traces first, from every span wherever it lies: a trace's root (with the user
         # id) may be in Parquet while its other spans' rows are still in the WAL, or the reverse.

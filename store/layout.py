@@ -14,8 +14,9 @@ Parquet file names say where the rows came from, so replay and compaction stay i
     seg<segment:012d>-<writer>.parquet                 rows of one WAL segment (flush output)
     cmp<first:012d>-<last:012d>-<writer>-<nonce>.parquet   a compaction of flushed files
 
-Files in flight carry a suffix DuckDB's ``*.parquet`` glob never matches: ``.tmp`` while written,
-``.pending`` once complete but not yet published (see collector.flush for the protocol).
+Files in flight carry a suffix DuckDB's ``*.parquet`` glob never matches, and a leading ``.`` or ``_``
+that Spark, Hive and Trino skip when they list a partition: ``.<name>.tmp`` while written (local
+stores only), ``_<name>.pending`` once complete but not yet published (see collector.flush).
 This module owns names and paths only; it never writes.
 """
 
@@ -82,6 +83,18 @@ def segment_file_name(segment: int, writer: str) -> str:
 
 def compacted_file_name(first: int, last: int, writer: str) -> str:
     return f"cmp{first:012d}-{last:012d}-{writer}-{secrets.token_hex(4)}{PARQUET}"
+
+
+def pending_name(final_name: str) -> str:
+    return f"_{final_name}{PENDING}"
+
+
+def published_name(file_name: str) -> str:
+    """The published name of a file in flight (``_x.pending``, ``.x.tmp``, ``._x.pending.tmp``)."""
+    for prefix, suffix in (("_", PENDING), (".", TMP), ("", PENDING)):
+        if file_name.startswith(prefix) and file_name.endswith(suffix):
+            return published_name(file_name[len(prefix) : -len(suffix)])
+    return file_name
 
 
 def segment_range(file_name: str) -> tuple[int, int] | None:

@@ -6,6 +6,8 @@ Tests wait on conditions (readiness probe, row counts), never on fixed sleeps.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import signal
 import socket
@@ -180,3 +182,43 @@ def collector_factory(tmp_path: Path) -> Iterator[Callable[..., Collector]]:
 def collector(collector_factory) -> Collector:
     """A running collector (redaction off) over a fresh data dir."""
     return collector_factory()
+
+
+@dataclass
+class S3:
+    """An S3-compatible server (moto) on loopback: ``env`` points AWS clients at it."""
+
+    endpoint: str
+    bucket: str
+    env: dict[str, str]
+    _prefixes: itertools.count = field(default_factory=itertools.count)
+
+    def new_store(self, name: str = "store") -> str:
+        """A fresh ``s3://`` store URI (own prefix) in the test bucket."""
+        return f"s3://{self.bucket}/{name}-{next(self._prefixes)}"
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    """moto's S3 server on 127.0.0.1 (started here, nothing leaves the machine); skip without moto."""
+    server_mod = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # for readers in this process (db.query, store.fs)
+    import boto3
+
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="ragtrail-test")
+    try:
+        yield S3(env["AWS_ENDPOINT_URL"], "ragtrail-test", env)
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -18,6 +18,7 @@ from ragtrail import config as config_mod
 from ragtrail.dashboard import login
 
 DATA_ENV = "RAGTRAIL_DATA"  # read by dashboard/widgets.py
+STORAGE_ENV = "RAGTRAIL_STORAGE"  # read by config.load
 
 
 def _is_loopback(host: str) -> bool:
@@ -31,11 +32,12 @@ def _is_loopback(host: str) -> bool:
 
 @click.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), help="data directory ($RAGTRAIL_DATA)")
+@click.option("--storage", help="Parquet store: directory or s3://bucket/prefix ($RAGTRAIL_STORAGE)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", type=int, default=8501, show_default=True)
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="serve HTTPS with this cert")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="... and this private key")
-def dashboard(data_dir, host, port, tls_cert, tls_key) -> None:
+def dashboard(data_dir, storage, host, port, tls_cert, tls_key) -> None:
     """Serve the Streamlit dashboard over the store (read-only); off loopback, behind a login."""
     cfg = config_mod.load(data_dir)
     env = {k: v for k, v in os.environ.items() if k not in (login.PASSWORD_ENV, login.LOGIN_ENV)}
@@ -58,6 +60,8 @@ def dashboard(data_dir, host, port, tls_cert, tls_key) -> None:
         raise click.UsageError("TLS needs both --tls-cert and --tls-key")
     app = resources.files("ragtrail.dashboard") / "app.py"
     env[DATA_ENV] = str(cfg.data_dir)
+    if storage:
+        env[STORAGE_ENV] = storage
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",

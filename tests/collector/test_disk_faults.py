@@ -19,6 +19,7 @@ from ragtrail.collector import flush, pipeline, wal
 from ragtrail.collector.encoding import Format
 from ragtrail.config import FlushConfig
 from ragtrail.store import db, layout
+from ragtrail.store.fs import open_store
 from tests.collector.test_bad_input import post
 from tests.collector.test_durability import SPANS_PER_REQUEST, request_bytes, trace_id_of
 from tests.conftest import wait_until
@@ -123,14 +124,26 @@ def test_read_only_data_dir_answers_503_and_recovers(small_fs, fast_seal, collec
         assert send(c, 2, seq)[0] == 200
         acked.append(trace_id_of(2, seq).hex())
     assert_exactly_once(c, acked)
-    # Remounting read-only waits until no file is open for writing (the WAL segment has sealed).
-    wait_until(lambda: _mount("-o", "remount,ro", str(small_fs)).returncode == 0, what="remount ro")
+    # A read-only bind mount stacked on the data dir: files the collector holds open (its lock files)
+    # stay as they are, every new open (WAL segment, Parquet file) meets a read-only filesystem.
+    wait_until(lambda: not list((small_fs / "wal").glob("*.wal")), what="the WAL flushed and empty")
+    assert _mount("--bind", str(small_fs), str(small_fs)).returncode == 0
     try:
-        status, headers = send(c, 2, 50)
-        assert status == 503 and headers.get("retry-after")
-        assert set(acked) <= stored_traces(c).keys()  # readers still work on a read-only store
+        done = _mount("-o", "remount,bind,ro", str(small_fs))
+        assert done.returncode == 0, done.stderr
+        statuses = []
+        for seq in range(50, 60):
+            status, headers = send(c, 2, seq)
+            statuses.append(status)
+            if status == 200:  # a segment opened before the remount took it: acknowledged, must survive
+                acked.append(trace_id_of(2, seq).hex())
+            else:
+                assert status == 503 and headers.get("retry-after"), (status, headers)
+        assert 503 in statuses
+        assert int(c.health()["wal_write_failures"]) > 0
+        assert set(acked[:3]) <= stored_traces(c).keys()  # readers still work on a read-only store
     finally:
-        assert _mount("-o", "remount,rw", str(small_fs)).returncode == 0
+        assert _mount("-o", "remount,bind,rw", str(small_fs)).returncode == 0
     seq = iter(range(100, 10_000))
 
     def accepted() -> bool:
@@ -142,6 +155,7 @@ def test_read_only_data_dir_answers_503_and_recovers(small_fs, fast_seal, collec
 
     wait_until(accepted, timeout=30, interval=0.2, what="a 200 once the dir is writable again")
     assert_exactly_once(c, acked)
+    subprocess.run(["umount", "-l", str(small_fs)], check=False)  # the bind mount; the fixture the tmpfs
 
 
 # --- damaged files --------------------------------------------------------------------------------
@@ -225,9 +239,9 @@ def test_compaction_quarantines_a_damaged_input_and_compacts_the_rest(tmp_path):
     data[8:40] = b"\xff" * 32  # footer intact, pages garbage: only a full read finds it
     bad.write_bytes(bytes(data))
     config = FlushConfig(compact_min_files=4)
-    assert flush.compact_partition(part, "w1", config, max_segment=None) == 0
+    assert flush.compact_partition(open_store(tmp_path), str(part), config) == 0
     assert not bad.exists()
     assert (layout.quarantine_dir(tmp_path) / bad.relative_to(tmp_path)).exists()
-    assert flush.compact_partition(part, "w1", config, max_segment=None) == 5
+    assert flush.compact_partition(open_store(tmp_path), str(part), config) == 5
     (merged,) = layout.published_files(part)
     assert sorted(pq.read_table(merged)["span_id"].to_pylist()) == ["s1", "s2", "s4", "s5", "s6"]
