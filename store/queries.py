@@ -53,6 +53,7 @@ class Filters:
         if level is None:
             return " AND ".join(parts), params
         kind, _, prefix = level.partition(".")
+        selectors: list[tuple[str, tuple]] = []  # conditions on spans, each selecting whole traces
         # (values, column on the traces view or None, condition on the spans that select a trace)
         for values, trace_col, span_cond in (
             (self.environments, "environment", "environment IN ({})"),
@@ -64,10 +65,21 @@ class Filters:
                 continue
             if (kind == "traces" and trace_col) or (kind == "spans" and trace_col == "environment"):
                 parts.append(f"{prefix}{trace_col} IN ({_marks(values)})")
+                params.extend(values)
             else:
-                cond = span_cond.format(_marks(values))
-                parts.append(f"{prefix}trace_id IN (SELECT trace_id FROM spans WHERE {cond})")
+                selectors.append((f"({span_cond.format(_marks(values))})", values))
+        if len(selectors) == 1:
+            ((cond, values),) = selectors
+            parts.append(f"{prefix}trace_id IN (SELECT trace_id FROM spans WHERE {cond})")
             params.extend(values)
+        elif selectors:
+            # One pass over the spans for all of them: a trace qualifies when each holds on some span.
+            conds = [c for c, _ in selectors]
+            parts.append(
+                f"{prefix}trace_id IN (SELECT trace_id FROM spans WHERE {' OR '.join(conds)} "
+                f"GROUP BY trace_id HAVING {' AND '.join(f'bool_or({c})' for c in conds)})"
+            )
+            params.extend([v for _, values in selectors for v in values] * 2)
         return " AND ".join(parts), params
 
 

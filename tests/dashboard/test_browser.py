@@ -85,11 +85,11 @@ def test_every_page_in_a_browser(browser, dashboard_url, tmp_path):
         for path, (title, ready) in PAGES.items():
             if path:  # the overview is the landing page
                 page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-                page.wait_for_url(f"{dashboard_url}/{path}", timeout=10_000)
-            page.get_by_role("heading", name=title, exact=True).wait_for(timeout=20_000)
-            page.locator(ready).first.wait_for(timeout=20_000)
+                page.wait_for_url(f"{dashboard_url}/{path}", timeout=30_000)
+            page.get_by_role("heading", name=title, exact=True).wait_for(timeout=40_000)
+            page.locator(ready).first.wait_for(timeout=40_000)
             page.wait_for_function(
-                "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=20_000
+                "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=40_000
             )  # the script run has finished
             assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {title}"
             page.screenshot(path=str(out / f"{path or 'overview'}.png"))
@@ -126,19 +126,19 @@ def test_login_gates_every_url(browser, demo_store, tmp_path):
         wait_until(healthy, timeout=30, what="dashboard health")
         page.goto(f"{url}/audit")
         password = page.get_by_label("Password", exact=True)
-        password.wait_for(timeout=20_000)
+        password.wait_for(timeout=40_000)
         assert page.locator('[data-testid="stSidebarNav"]').count() == 0
         assert page.locator('[data-testid="stDataFrame"], [data-testid="stPlotlyChart"]').count() == 0
         page.goto(url)  # the landing page: a login form too (without the "page not found" dialog)
-        password.wait_for(timeout=20_000)
+        password.wait_for(timeout=40_000)
         password.fill("guess")
         page.get_by_role("button", name="Log in").click()
-        page.get_by_text("Wrong password.").wait_for(timeout=20_000)
+        page.get_by_text("Wrong password.").wait_for(timeout=40_000)
         assert page.locator('[data-testid="stDataFrame"], [data-testid="stPlotlyChart"]').count() == 0
         password.fill("open sesame")
         page.get_by_role("button", name="Log in").click()
-        page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=20_000)
-        page.locator('[data-testid="stMetric"], [data-testid="stDataFrame"]').first.wait_for(timeout=20_000)
+        page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=40_000)
+        page.locator('[data-testid="stMetric"], [data-testid="stDataFrame"]').first.wait_for(timeout=40_000)
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         page.close()
