@@ -54,7 +54,9 @@ def _hex(rng, n: int, width: int) -> list[str]:
     return [f"{x:0{width}x}" for x in rng.integers(0, 2**62, size=n, dtype=np.int64)]
 
 
-def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
+def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, gpu: bool = True) -> int:
+    """Write ``n_spans`` spans (their documents and scores, and a day of GPU samples when ``gpu``) as
+    one segment's Parquet files; call again with another ``seed``/``segment`` to grow a store in chunks."""
     rng = np.random.default_rng(seed)
     k = len(SPAN_NAMES)
     n_traces = n_spans // k
@@ -119,7 +121,7 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
             else pa.nulls(n_traces * k, field.type)
         )
     spans = pa.table(arrays, schema=SPANS)
-    _write(data_dir, "spans", spans)
+    _write(data_dir, "spans", spans, segment)
     docs = pa.table(
         {
             "time": pa.array(np.repeat(t0, 3), pa.timestamp("us")),
@@ -135,26 +137,9 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
         },
         schema=DOCUMENTS,
     )
-    _write(data_dir, "documents", docs)
-    n_gpu = 24 * 3600 // 5
-    gpu = pa.table(
-        {
-            "time": pa.array(start_us + np.arange(n_gpu, dtype=np.int64) * 5 * 10**6, pa.timestamp("us")),
-            "host": pa.array(["node-0"] * n_gpu),
-            "gpu_id": pa.array(["GPU-0"] * n_gpu),
-            "gpu_name": pa.array(["H100"] * n_gpu),
-            "utilization": pa.array(rng.random(n_gpu)),
-            "memory_used_bytes": pa.array(rng.random(n_gpu) * 8e10),
-            "memory_total_bytes": pa.array(np.full(n_gpu, 8e10)),
-            "power_w": pa.array(rng.random(n_gpu) * 700),
-            "temperature_c": pa.array(40 + rng.random(n_gpu) * 40),
-            "ooms": pa.array(np.zeros(n_gpu)),
-            "simulated": pa.array([True] * n_gpu),
-            "service_name": pa.array(["gpu-agent"] * n_gpu),
-        },
-        schema=GPU,
-    )
-    _write(data_dir, "gpu", gpu)
+    _write(data_dir, "documents", docs, segment)
+    if gpu:
+        _write(data_dir, "gpu", _gpu_day(rng, start_us), segment)
     scored = rng.random(n_traces) < 0.5  # half the answers scored, two metrics each
     k_scored = int(scored.sum())
     quality = pa.table(
@@ -171,8 +156,30 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0) -> int:
         },
         schema=QUALITY,
     )
-    _write(data_dir, "quality", quality)
+    _write(data_dir, "quality", quality, segment)
     return spans.num_rows
+
+
+def _gpu_day(rng, start_us: int) -> pa.Table:
+    """A day of 5-second samples from one GPU."""
+    n_gpu = 24 * 3600 // 5
+    return pa.table(
+        {
+            "time": pa.array(start_us + np.arange(n_gpu, dtype=np.int64) * 5 * 10**6, pa.timestamp("us")),
+            "host": pa.array(["node-0"] * n_gpu),
+            "gpu_id": pa.array(["GPU-0"] * n_gpu),
+            "gpu_name": pa.array(["H100"] * n_gpu),
+            "utilization": pa.array(rng.random(n_gpu)),
+            "memory_used_bytes": pa.array(rng.random(n_gpu) * 8e10),
+            "memory_total_bytes": pa.array(np.full(n_gpu, 8e10)),
+            "power_w": pa.array(rng.random(n_gpu) * 700),
+            "temperature_c": pa.array(40 + rng.random(n_gpu) * 40),
+            "ooms": pa.array(np.zeros(n_gpu)),
+            "simulated": pa.array([True] * n_gpu),
+            "service_name": pa.array(["gpu-agent"] * n_gpu),
+        },
+        schema=GPU,
+    )
 
 
 def _attributes(rng, stage: str, name: str, hits, n: int) -> list[str | None]:
@@ -195,9 +202,9 @@ def _attributes(rng, stage: str, name: str, hits, n: int) -> list[str | None]:
     return [None] * n
 
 
-def _write(data_dir: Path, table_name: str, table: pa.Table) -> None:
+def _write(data_dir: Path, table_name: str, table: pa.Table, segment: int = 1) -> None:
     for date, part in split_by_date(table.sort_by("time")):
-        path = layout.partition_dir(data_dir, table_name, date) / layout.segment_file_name(1, "bench")
+        path = layout.partition_dir(data_dir, table_name, date) / layout.segment_file_name(segment, "bench")
         write_parquet_atomic(part, path, 122_880)
 
 

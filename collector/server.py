@@ -143,9 +143,11 @@ class Collector:
             c.http_port,
             "on" if self.config.redaction.enabled else "off",
         )
-        # uvicorn re-raises the SIGTERM it handled once it has stopped; with the default handler that
-        # would kill the process before the WAL is sealed and flushed below. Make the re-raise a no-op.
-        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        # uvicorn re-raises the SIGTERM / SIGINT it handled once it has stopped; with the default
+        # handlers that would kill the process (or raise KeyboardInterrupt) before the WAL is sealed
+        # and flushed below. Make the re-raise a no-op.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: None)
         try:
             asyncio.run(http_server.serve())
         finally:

@@ -14,8 +14,9 @@ st.subheader("Scores")
 summary = queries.with_mean_ci(w.load("quality_summary", f))
 if summary.empty:
     st.info(
-        "No scores yet: the `quality` table has no rows in this range. Scores come from evaluators "
-        "(groundedness, citation accuracy, ...) and user feedback once they run."
+        "No scores yet: the `quality` table has no rows in this range. The collector scores "
+        "groundedness and citation accuracy a few seconds after an answer is stored; evaluator "
+        "spans, `gen_ai.evaluation.result` events and user feedback add their own."
     )
 else:
     cols = st.columns(len(summary))

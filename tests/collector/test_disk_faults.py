@@ -124,14 +124,26 @@ def test_read_only_data_dir_answers_503_and_recovers(small_fs, fast_seal, collec
         assert send(c, 2, seq)[0] == 200
         acked.append(trace_id_of(2, seq).hex())
     assert_exactly_once(c, acked)
-    # Remounting read-only waits until no file is open for writing (the WAL segment has sealed).
-    wait_until(lambda: _mount("-o", "remount,ro", str(small_fs)).returncode == 0, what="remount ro")
+    # A read-only bind mount stacked on the data dir: files the collector holds open (its lock files)
+    # stay as they are, every new open (WAL segment, Parquet file) meets a read-only filesystem.
+    wait_until(lambda: not list((small_fs / "wal").glob("*.wal")), what="the WAL flushed and empty")
+    assert _mount("--bind", str(small_fs), str(small_fs)).returncode == 0
     try:
-        status, headers = send(c, 2, 50)
-        assert status == 503 and headers.get("retry-after")
-        assert set(acked) <= stored_traces(c).keys()  # readers still work on a read-only store
+        done = _mount("-o", "remount,bind,ro", str(small_fs))
+        assert done.returncode == 0, done.stderr
+        statuses = []
+        for seq in range(50, 60):
+            status, headers = send(c, 2, seq)
+            statuses.append(status)
+            if status == 200:  # a segment opened before the remount took it: acknowledged, must survive
+                acked.append(trace_id_of(2, seq).hex())
+            else:
+                assert status == 503 and headers.get("retry-after"), (status, headers)
+        assert 503 in statuses
+        assert int(c.health()["wal_write_failures"]) > 0
+        assert set(acked[:3]) <= stored_traces(c).keys()  # readers still work on a read-only store
     finally:
-        assert _mount("-o", "remount,rw", str(small_fs)).returncode == 0
+        assert _mount("-o", "remount,bind,rw", str(small_fs)).returncode == 0
     seq = iter(range(100, 10_000))
 
     def accepted() -> bool:
@@ -143,6 +155,7 @@ def test_read_only_data_dir_answers_503_and_recovers(small_fs, fast_seal, collec
 
     wait_until(accepted, timeout=30, interval=0.2, what="a 200 once the dir is writable again")
     assert_exactly_once(c, acked)
+    subprocess.run(["umount", "-l", str(small_fs)], check=False)  # the bind mount; the fixture the tmpfs
 
 
 # --- damaged files --------------------------------------------------------------------------------

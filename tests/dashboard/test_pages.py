@@ -182,7 +182,10 @@ def test_variants_match_sql(page, demo_store):
     assert arm.p95_lo == pytest.approx(durations[max(1, math.floor(n * 0.95 - half)) - 1])
     assert arm.p95_hi == pytest.approx(durations[math.ceil(n * 0.95 + half)])  # rank +1, 0-based
     assert arm.p95_lo <= arm.p95_ms <= arm.p95_hi
-    assert at.info and "No scores yet" in at.info[0].value  # the demo store has no evaluator scores
+    # The collector scores answers in the background: whether the demo store holds scores yet
+    # depends on timing, and the page must say which.
+    no_scores = [i for i in at.info if "No scores yet" in i.value]
+    assert bool(no_scores) == (demo_store.sql("SELECT count(*) FROM quality")[0][0] == 0)
 
 
 def test_variants_quality_with_intervals(page, scored_store):
@@ -326,7 +329,9 @@ def values(y) -> np.ndarray:
 
 def test_quality_page_guardrails_and_empty_scores(page, demo_store):
     at = page("quality")
-    assert "No scores yet" in at.info[0].value
+    # Scores arrive from the collector's background pass: the page says so while there are none.
+    no_scores = [i for i in at.info if "No scores yet" in i.value]
+    assert bool(no_scores) == (demo_store.scalar("SELECT count(*) FROM quality") == 0)
     refusals = demo_store.scalar(
         "SELECT count(*) FROM spans WHERE stage = 'guardrail' AND "
         "json_extract_string(attributes, '$.\"ragtrail.guardrail.outcome\"') = 'refused'"
