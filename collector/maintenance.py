@@ -26,9 +26,12 @@ QUEUED_MEMORY_S = 600.0  # forget a queued trace after this long: it is in Parqu
 
 
 class Maintenance:
-    def __init__(self, data_dir: Path, wal, extra: dict[str, Any]):
+    def __init__(
+        self, data_dir: Path, wal, extra: dict[str, Any], storage: str | None = None, maintainer: bool = True
+    ):
         self.data_dir = Path(data_dir)
         self.wal = wal
+        self.storage = storage  # the shared Parquet store, when not the data directory
         q = extra.get("quality") or {}
         self.score_enabled = bool(q.get("enabled", True))
         self.score_interval = float(q.get("interval_seconds", 5.0))
@@ -37,7 +40,8 @@ class Maintenance:
             citations_required=bool(q.get("citations_required", True)),
             lookback=dt.timedelta(hours=float(q.get("lookback_hours", 48))),
         )
-        self.retention = extra.get("retention")
+        # On a store shared by several collectors only the maintainer applies retention.
+        self.retention = extra.get("retention") if maintainer else None
         if self.retention is not None:
             retention.policy(self.retention)  # fail at start-up on a bad [retention] section
         self.retention_interval = float((self.retention or {}).get("interval_hours", 1.0)) * 3600
@@ -63,7 +67,7 @@ class Maintenance:
             if self.retention is not None and time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + self.retention_interval
                 try:
-                    retention.apply(self.data_dir, self.retention, actor="collector")
+                    retention.apply(self.data_dir, self.retention, storage=self.storage, actor="collector")
                 except Exception:
                     log.exception("retention run failed")
             if self._stop.wait(self.score_interval):

@@ -79,7 +79,9 @@ class Collector:
             self.store, self.writer, config.flush, release=self._release, maintenance=maintenance
         )
         self.wal = wal.WriteAheadLog(config.wal_dir, config.wal, first_segment, on_seal=self.flusher.submit)
-        self.maintenance = Maintenance(self.data_dir, self.wal, config.extra)
+        self.maintenance = Maintenance(
+            self.data_dir, self.wal, config.extra, config.storage.uri, maintainer=config.storage.maintenance
+        )
         c = config.collector
         self.ingest = Ingest(
             self.wal,

@@ -28,10 +28,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ragtrail.collector import rows, wal
-from ragtrail.collector.flush import all_partitions, recover_partition, write_parquet_atomic
+from ragtrail.collector.flush import recover_partition
 from ragtrail.store import admin_log, layout
 from ragtrail.store.audit import pseudonym_for, subject_ref
 from ragtrail.store.fs import open_store
@@ -77,12 +76,9 @@ class _Target:
         return hit
 
 
-def _parquet_files(data_dir: Path) -> list[tuple[str, Path]]:
-    return [
-        (partition.parent.name, path)
-        for partition in all_partitions(data_dir)
-        for path in layout.published_files(partition)
-    ]
+def _parquet_files(store) -> list[tuple[str, str]]:
+    """(table, path) of every published Parquet file, every writer's, wherever the store lives."""
+    return [(table, path) for table in store.tables() for path in store.published(table)]
 
 
 def _wait_for_flush(data_dir: Path, timeout_s: float) -> int:
@@ -142,12 +138,18 @@ def erase_user(
     data_dir: str | Path,
     user: str,
     *,
+    storage: str | None = None,
     wait_s: float = 30.0,
     row_group_rows: int = 122_880,
     actor: str = "cli",
 ) -> dict[str, Any]:
-    """Erase ``user`` (raw id or pseudonym); returns the counts written to the admin audit log."""
+    """Erase ``user`` (raw id or pseudonym); returns the counts written to the admin audit log.
+
+    ``storage``: the Parquet store when it is not the data directory (a shared directory or
+    s3://…, written by several collectors): every writer's files are rewritten there. The WAL is
+    this data directory's; erase on each collector's host for the rows still in its WAL."""
     data_dir = Path(data_dir).resolve()
+    store = open_store(storage or data_dir)
     pseudonym = pseudonym_for(data_dir, user)
     ids = {pseudonym, user}
     needles = {pseudonym} | ({user} if len(user) >= MIN_RAW_SUBSTRING else set())
@@ -160,16 +162,15 @@ def erase_user(
         if live:
             report["wal_segments_waited_for"] = _wait_for_flush(data_dir, wait_s)
         else:
-            store = open_store(data_dir)
             for partition in store.partitions():
                 recover_partition(store, partition)  # finish crashed compactions: no stray inputs stay behind
             decoded = _read_wal(data_dir)
         # The user's traces first, from every span wherever it lies: a trace's root (with the user
         # id) may be in Parquet while its other spans' rows are still in the WAL, or the reverse.
-        files = _parquet_files(data_dir)
+        files = _parquet_files(store)
         for table, path in files:
             if table == "spans":
-                target.add_traces(pq.read_table(path))
+                target.add_traces(store.read_table(path))
         for _, payloads in decoded:
             for tables in payloads:
                 if "spans" in tables:
@@ -179,7 +180,7 @@ def erase_user(
         removed: dict[str, int] = {}
         rewritten = deleted = 0
         for table, path in files:
-            data = pq.read_table(path)
+            data = store.read_table(path)
             doomed = target.doomed(data)
             n = pc.sum(doomed).as_py() or 0
             if not n:
@@ -187,12 +188,12 @@ def erase_user(
             removed[table] = removed.get(table, 0) + n
             kept = data.filter(pc.invert(doomed))
             if kept.num_rows:
-                write_parquet_atomic(kept, path, row_group_rows)
+                store.write_parquet(kept, path, row_group_rows)
                 rewritten += 1
             else:
-                path.unlink()
+                store.delete(path)
                 deleted += 1
-            wal.fsync_dir(path.parent)
+            store.sync_dir(path.rsplit("/", 1)[0])
     report.update(traces=len(target.traces), rows_removed=removed, files_rewritten=rewritten,
                   files_deleted=deleted)  # fmt: skip
     admin_log.append(data_dir, "erasure", report)

@@ -13,11 +13,11 @@ the admin audit log. ``ragtrail retention apply`` runs it; the collector runs it
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
 
-from ragtrail.store import admin_log, layout
+from ragtrail.store import admin_log
+from ragtrail.store.fs import open_store
 from ragtrail.store.locks import maintenance_lock
 from ragtrail.store.schema import TABLES
 
@@ -42,33 +42,37 @@ def policy(section: dict[str, Any] | None) -> dict[str, int]:
     return out
 
 
-def expired(data_dir: str | Path, keep: dict[str, int], today: dt.date) -> list[tuple[str, Path]]:
+def expired(store, keep: dict[str, int], today: dt.date) -> list[tuple[str, str]]:
+    """(table, partition path) of every date partition past its table's retention."""
     out = []
     for table, days in keep.items():
-        root = layout.table_dir(Path(data_dir), table)
-        if not root.is_dir():
-            continue
         cutoff = today - dt.timedelta(days=days)
-        for partition in sorted(root.glob("date=*")):
-            date = layout.partition_date(partition)
-            if date is not None and date < cutoff:
-                out.append((table, partition))
+        for partition in store.partitions(table, until=cutoff - dt.timedelta(days=1)):
+            out.append((table, partition))
     return out
 
 
 def apply(
-    data_dir: str | Path, section: dict[str, Any] | None, *, today: dt.date | None = None, actor: str = "cli"
+    data_dir: str | Path,
+    section: dict[str, Any] | None,
+    *,
+    storage: str | None = None,
+    today: dt.date | None = None,
+    actor: str = "cli",
 ) -> dict[str, Any]:
-    """Drop expired partitions; returns what was dropped (also written to the admin audit log)."""
+    """Drop expired partitions; returns what was dropped (also written to the admin audit log).
+
+    ``storage``: the Parquet store when it is not the data directory (shared by several
+    collectors): partitions are dropped whole, whichever writers' files they hold."""
     keep = policy(section)
     today = today or dt.datetime.now(dt.UTC).date()
+    store = open_store(storage or data_dir)
     dropped: dict[str, list[str]] = {}
     files = 0
     with maintenance_lock(Path(data_dir)):
-        for table, partition in expired(data_dir, keep, today):
-            files += sum(1 for _ in partition.glob(f"*{layout.PARQUET}"))
-            shutil.rmtree(partition)
-            dropped.setdefault(table, []).append(partition.name.removeprefix("date="))
+        for table, partition in expired(store, keep, today):
+            files += store.delete_partition(partition)
+            dropped.setdefault(table, []).append(partition.rsplit("/", 1)[-1].removeprefix("date="))
     report = {
         "actor": actor,
         "today": today.isoformat(),

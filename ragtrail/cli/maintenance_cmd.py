@@ -12,6 +12,10 @@ from ragtrail.store import retention as retention_mod
 data_option = click.option(
     "--data", "data_dir", type=click.Path(file_okay=False), help="data directory ($RAGTRAIL_DATA)"
 )
+storage_option = click.option(
+    "--storage",
+    help="Parquet store shared by several collectors: directory or s3://bucket/prefix ($RAGTRAIL_STORAGE)",
+)
 
 
 @click.group()
@@ -21,15 +25,16 @@ def retention() -> None:
 
 @retention.command()
 @data_option
-def apply(data_dir) -> None:
+@storage_option
+def apply(data_dir, storage) -> None:
     """Drop date partitions older than each table's retention period."""
-    cfg = config_mod.load(data_dir)
+    cfg = config_mod.load(data_dir, overrides={"storage": {"uri": storage}})
     if "retention" not in cfg.extra:
         raise click.UsageError(
             f"no [retention] section in {cfg.data_dir / 'ragtrail.toml'}; nothing to apply"
         )
     try:
-        report = retention_mod.apply(cfg.data_dir, cfg.extra["retention"])
+        report = retention_mod.apply(cfg.data_dir, cfg.extra["retention"], storage=cfg.storage.uri)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -37,16 +42,17 @@ def apply(data_dir) -> None:
 
 @click.command()
 @data_option
+@storage_option
 @click.option("--user", required=True, help="raw user id or its pseudonym (u_...)")
 @click.option(
     "--wait", type=float, default=30.0, show_default=True, help="seconds to wait for a live WAL flush"
 )
-def erase(data_dir, user, wait) -> None:
+def erase(data_dir, storage, user, wait) -> None:
     """Remove a user's rows from every table, compacted file and the WAL; log the erasure."""
-    cfg = config_mod.load(data_dir)
+    cfg = config_mod.load(data_dir, overrides={"storage": {"uri": storage}})
     try:
         report = erase_mod.erase_user(
-            cfg.data_dir, user, wait_s=wait, row_group_rows=cfg.flush.row_group_rows
+            cfg.data_dir, user, storage=cfg.storage.uri, wait_s=wait, row_group_rows=cfg.flush.row_group_rows
         )
     except erase_mod.ErasureError as exc:
         raise click.ClickException(str(exc)) from None
