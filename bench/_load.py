@@ -214,8 +214,8 @@ class _Conn:
             return exc.code().name, None, b""
 
 
-def _send_loop(transport, port, path, tmpl, seconds, rate, retry, tag0, result, lock):
-    conn = _Conn(transport, port, path, timeout=30)
+def _send_loop(transport, port, path, tmpl, seconds, rate, retry, timeout, tag0, result, lock):
+    conn = _Conn(transport, port, path, timeout)
     deadline = time.monotonic() + seconds
     next_at = time.monotonic()
     n = 0
@@ -257,6 +257,7 @@ def sender(
     threads: int = 1,
     rate: float = 0.0,
     retry: bool = False,
+    timeout: float = 30.0,
     path: str = "/v1/traces",
 ) -> None:
     """A load process: ``threads`` connections, each closed-loop or paced at ``rate`` requests/s."""
@@ -265,7 +266,19 @@ def sender(
     workers = [
         threading.Thread(
             target=_send_loop,
-            args=(transport, port, path, tmpl, seconds, rate, retry, ((index << 6) | t) << 20, result, lock),
+            args=(
+                transport,
+                port,
+                path,
+                tmpl,
+                seconds,
+                rate,
+                retry,
+                timeout,
+                ((index << 6) | t) << 20,
+                result,
+                lock,
+            ),
         )
         for t in range(threads)
     ]
