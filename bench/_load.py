@@ -58,7 +58,7 @@ WORDS = [
     "receipt",
 ]
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-RETRYABLE_HTTP = {429, 502, 503, 504}
+RETRYABLE_HTTP = {"429", "502", "503", "504"}
 RETRYABLE_GRPC = {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED"}
 
 
@@ -237,7 +237,10 @@ def _send_loop(transport, port, path, tmpl, seconds, rate, retry, timeout, tag0,
                     result.acked_spans += SPANS_PER_REQUEST - _rejected(reply)
                     result.latencies.append(time.perf_counter() - t0)
                 break
-            retryable = code in RETRYABLE_HTTP or code in RETRYABLE_GRPC or not code.isalnum()
+            # HTTP transport errors (timeouts, resets) come back as exception names: retried too
+            retryable = (
+                code in RETRYABLE_HTTP or code in RETRYABLE_GRPC or not (code.isdigit() or code.isupper())
+            )
             if not (retry and retryable) or time.monotonic() >= deadline:
                 with lock:
                     result.gave_up += 1
