@@ -103,7 +103,12 @@ def main() -> None:
         ok = total == expected and distinct == total
         print(
             f"stored == acknowledged and no duplicates: {'YES' if ok else 'NO'}"
-            + ("" if ok else f" (lost {expected - distinct:,}, duplicates {total - distinct:,})")
+            + (
+                ""
+                if ok
+                else f" (acknowledged but not stored {max(0, expected - distinct):,}; stored but never "
+                f"acknowledged {max(0, distinct - expected):,}; duplicate rows {total - distinct:,})"
+            )
         )
     finally:
         server.stop()
