@@ -25,7 +25,7 @@ import pyarrow as pa
 from ragtrail.collector.flush import split_by_date, write_parquet_atomic
 from ragtrail.store import db, layout, queries
 from ragtrail.store.queries import Filters
-from ragtrail.store.schema import DOCUMENTS, GPU, SPANS
+from ragtrail.store.schema import DOCUMENTS, GPU, QUALITY, SPANS
 
 SPAN_NAMES = [
     ("rag.query", "chain", None),
@@ -55,8 +55,8 @@ def _hex(rng, n: int, width: int) -> list[str]:
 
 
 def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, gpu: bool = True) -> int:
-    """Write ``n_spans`` spans (and their documents, and a day of GPU samples when ``gpu``) as one
-    segment's Parquet files; call again with another ``seed``/``segment`` to grow a store in chunks."""
+    """Write ``n_spans`` spans (their documents and scores, and a day of GPU samples when ``gpu``) as
+    one segment's Parquet files; call again with another ``seed``/``segment`` to grow a store in chunks."""
     rng = np.random.default_rng(seed)
     k = len(SPAN_NAMES)
     n_traces = n_spans // k
@@ -71,6 +71,7 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, g
     variants = np.where(rng.random(n_traces) < 0.2, "canary", "stable")
     quant = np.where(variants == "canary", "int4-gptq", "int4-awq")
     errors = rng.random(n_traces) < 0.01
+    routes = np.where(rng.random(n_traces) < 0.12, "escalated", "small")
     users = np.array([f"user-{u:04d}" for u in rng.integers(0, 5000, n_traces)])
     cols = {name: [] for name in SPANS.names}
     offset = np.zeros(n_traces, dtype=np.int64)
@@ -105,6 +106,12 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, g
         tokens = rng.integers(50, 2000, n_traces)
         cols["input_tokens"].append(pa.array(tokens) if gen else pa.nulls(n_traces, pa.int64()))
         cols["output_tokens"].append(pa.array(tokens // 3) if gen else pa.nulls(n_traces, pa.int64()))
+        cols["cache_read_tokens"].append(pa.array(tokens // 5) if gen else pa.nulls(n_traces, pa.int64()))
+        cols["queue_ms"].append(
+            pa.array(rng.exponential(15.0, n_traces)) if gen else pa.nulls(n_traces, pa.float64())
+        )
+        cols["route"].append(pa.array(routes) if gen or is_root else pa.nulls(n_traces, pa.string()))
+        cols["attributes"].append(pa.array(_attributes(rng, stage, name, hits if layer else None, n_traces)))
     arrays = {}
     for field in SPANS:
         parts = cols[field.name]
@@ -131,10 +138,32 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, g
         schema=DOCUMENTS,
     )
     _write(data_dir, "documents", docs, segment)
-    if not gpu:
-        return spans.num_rows
+    if gpu:
+        _write(data_dir, "gpu", _gpu_day(rng, start_us), segment)
+    scored = rng.random(n_traces) < 0.5  # half the answers scored, two metrics each
+    k_scored = int(scored.sum())
+    quality = pa.table(
+        {
+            "time": pa.array(np.tile(t0[scored] + offset[scored], 2), pa.timestamp("us")),
+            "trace_id": pa.array(np.tile(trace_ids[scored], 2)),
+            "span_id": pa.nulls(2 * k_scored, pa.string()),
+            "metric": pa.array(["groundedness"] * k_scored + ["citation_accuracy"] * k_scored),
+            "score": pa.array(np.concatenate([rng.random(k_scored), (rng.random(k_scored) < 0.9) * 1.0])),
+            "label": pa.nulls(2 * k_scored, pa.string()),
+            "evaluator": pa.array(["bench"] * (2 * k_scored)),
+            "explanation": pa.nulls(2 * k_scored, pa.string()),
+            "service_name": pa.array(np.tile(services[scored], 2)),
+        },
+        schema=QUALITY,
+    )
+    _write(data_dir, "quality", quality, segment)
+    return spans.num_rows
+
+
+def _gpu_day(rng, start_us: int) -> pa.Table:
+    """A day of 5-second samples from one GPU."""
     n_gpu = 24 * 3600 // 5
-    gpu_table = pa.table(
+    return pa.table(
         {
             "time": pa.array(start_us + np.arange(n_gpu, dtype=np.int64) * 5 * 10**6, pa.timestamp("us")),
             "host": pa.array(["node-0"] * n_gpu),
@@ -151,8 +180,26 @@ def generate(data_dir: Path, n_spans: int, seed: int = 0, *, segment: int = 1, g
         },
         schema=GPU,
     )
-    _write(data_dir, "gpu", gpu_table, segment)
-    return spans.num_rows
+
+
+def _attributes(rng, stage: str, name: str, hits, n: int) -> list[str | None]:
+    """The attributes JSON the pages read: cache miss reasons, batch sizes, guardrail outcomes."""
+    if hits is not None:
+        reasons = rng.choice(["cold", "ttl", "version"], n, p=[0.6, 0.3, 0.1])
+        return [
+            None if h else f'{{"ragtrail.cache.miss_reason":"{r}"}}'
+            for h, r in zip(hits, reasons, strict=True)
+        ]
+    if stage == "generate":
+        return [f'{{"ragtrail.batch.size":{b}}}' for b in rng.integers(1, 64, n)]
+    if stage == "guardrail":
+        direction = name.split(".")[-1]
+        refused = rng.random(n) < 0.03
+        return [
+            f'{{"ragtrail.guardrail.direction":"{direction}","ragtrail.guardrail.outcome":"{"refused" if r else "pass"}"}}'
+            for r in refused
+        ]
+    return [None] * n
 
 
 def _write(data_dir: Path, table_name: str, table: pa.Table, segment: int = 1) -> None:
@@ -162,7 +209,7 @@ def _write(data_dir: Path, table_name: str, table: pa.Table, segment: int = 1) -
 
 
 def page_queries(con, f: Filters, bucket: int) -> dict[str, callable]:
-    """What each page runs on one load (same calls as dashboard/pages/*.py)."""
+    """What each page runs on one load (same calls as dashboard/screens/*.py)."""
     slow = lambda: queries.slowest_traces(con, f, 20)  # noqa: E731
     return {
         "overview": lambda: (
@@ -173,13 +220,25 @@ def page_queries(con, f: Filters, bucket: int) -> dict[str, callable]:
             queries.stage_summary(con, f), queries.stage_latency_over_time(con, f, bucket),
             queries.trace_spans(con, slow()["trace_id"].iloc[0]),
         ),
-        "caches": lambda: (queries.cache_summary(con, f), queries.cache_hit_rate_over_time(con, f, bucket)),
-        "gpu": lambda: (queries.gpu_over_time(con, f), queries.generate_latency_over_time(con, f, bucket)),
-        "quality": lambda: (queries.quality_summary(con, f), queries.quality_over_time(con, f, bucket),
-                            queries.pii_counts(con, f)),
-        "variants": lambda: queries.variants(con, f),
-        "audit": lambda: (queries.search_traces(con, f, doc_id="kb-007"), queries.trace_documents(con, "0" * 32),
-                          queries.trace_content(con, "0" * 32)),
+        "caches": lambda: (
+            queries.cache_summary(con, f), queries.cache_hit_rate_over_time(con, f, bucket),
+            queries.cache_misses_by_reason(con, f), queries.cache_misses_over_time(con, f, bucket),
+            queries.cache_savings(con, f), queries.cached_tokens(con, f),
+        ),
+        "gpu": lambda: (
+            queries.gpu_over_time(con, f), queries.serving_over_time(con, f, bucket),
+            queries.gpu_utilization_over_time(con, f, bucket),
+        ),
+        "quality": lambda: (
+            queries.quality_summary(con, f), queries.quality_over_time(con, f, bucket),
+            queries.quality_by_variant(con, f), queries.guardrail_outcomes(con, f),
+            queries.safety_over_time(con, f, bucket), queries.pii_counts(con, f),
+            queries.requests_per_user(con, f, 20),
+        ),
+        "variants": lambda: (queries.variants(con, f), queries.quality_by_variant(con, f)),
+        "audit": lambda: (queries.search_traces(con, f, doc_id="kb-007", doc_version="v1"),
+                          queries.trace_documents(con, "0" * 32), queries.trace_content(con, "0" * 32),
+                          queries.trace_guardrails(con, "0" * 32)),
     }  # fmt: skip
 
 
@@ -197,17 +256,28 @@ def main() -> None:
             print(f"generated {n:,} spans in {time.perf_counter() - t:.1f}s into {data_dir}")
         con = db.connect(data_dir)
         newest = con.execute("SELECT max(time) FROM spans").fetchone()[0]
-        ranges = {"24h (all)": (Filters(), 1800), "last 1h": (Filters(newest - timedelta(hours=1), None), 60)}
-        print(f"{'page':<10} {'range':<10} {'p50 s':>7} {'p95 s':>7}")
+        ranges = {
+            "24h (all)": (Filters(), 1800),
+            "last 1h": (Filters(newest - timedelta(hours=1), None), 60),
+            # model and route select whole traces (a semi-join on spans)
+            "24h, model+route": (Filters(models=("llama-3.1-8b-instruct",), routes=("escalated",)), 1800),
+        }
+        # cpu s: process CPU time (all DuckDB threads) per load, less sensitive than wall time to
+        # other work on a shared machine; on idle cores wall time is about cpu s / threads used.
+        print(f"{'page':<10} {'range':<17} {'p50 s':>7} {'p95 s':>7} {'cpu s':>7}")
         for label, (f, bucket) in ranges.items():
             for page, run in page_queries(con, f, bucket).items():
-                times = []
+                times, cpu = [], []
                 for _ in range(args.repeat):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     run()
                     times.append(time.perf_counter() - t)
+                    cpu.append(time.process_time() - c)
                 p95 = statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0]
-                print(f"{page:<10} {label:<10} {statistics.median(times):>7.3f} {p95:>7.3f}")
+                print(
+                    f"{page:<10} {label:<17} {statistics.median(times):>7.3f} {p95:>7.3f} "
+                    f"{statistics.median(cpu):>7.3f}"
+                )
         con.close()
     finally:
         if not args.keep:

@@ -30,6 +30,7 @@ import psutil
 from dashboard import generate
 from ragtrail.collector.flush import max_published_segment
 from ragtrail.store import db, layout, queries
+from ragtrail.store.fs import open_store
 from ragtrail.store.queries import Filters
 
 CHUNK = 1_000_000
@@ -58,7 +59,7 @@ def build(data_dir: Path, n_spans: int) -> tuple[float, int]:
     t = time.perf_counter()
     added = 0
     while have + added < n_spans:
-        segment = max_published_segment(data_dir) + 1
+        segment = max_published_segment(open_store(data_dir), "bench") + 1  # generate() writes as "bench"
         n = min(CHUNK, n_spans - have - added)
         added += generate(data_dir, n, seed=segment, segment=segment, gpu=segment == 1)
     return time.perf_counter() - t, added

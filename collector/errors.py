@@ -13,7 +13,12 @@ import grpc
 class CollectorError(Exception):
     http_status = 500
     grpc_code = grpc.StatusCode.INTERNAL
-    retry_after: int | None = None
+    retry_after: int | None = None  # seconds; the class default unless the raiser knows better
+
+    def __init__(self, message: str = "", *, retry_after: int | None = None):
+        super().__init__(message)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class BadRequest(CollectorError):

@@ -9,6 +9,7 @@ limit under overload; the excess is refused with a retryable error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import threading
 import time
@@ -29,6 +30,7 @@ class Ingest:
         max_decompressed: int,
         max_inflight_bytes: int,
         executor: Executor | None = None,
+        admission_wait: float = 0.0,
     ):
         self.wal = wal
         self._token = token.encode() if token else None
@@ -37,6 +39,7 @@ class Ingest:
         self._inflight = 0
         self._lock = threading.Lock()
         self._executor = executor
+        self._admission_wait = admission_wait
         self.counters = {"accepted": 0, "rejected": 0, "refused": 0}
 
     def authorize(self, header: str | None) -> None:
@@ -73,7 +76,7 @@ class Ingest:
                 else process_export(*args)
             )
             if result.payload is not None:
-                self.wal.append(result.payload).result()
+                self.wal.append(result.payload, self._admission_wait).result()
             return result
         finally:
             self._done(len(body), result)
@@ -93,7 +96,12 @@ class Ingest:
             else:
                 result = process_export(*args)
             if result.payload is not None:
-                await asyncio.wrap_future(self.wal.append(result.payload))
+                if self.wal.has_room(len(result.payload)):
+                    committed = self.wal.append(result.payload)
+                else:  # full: wait for space off the event loop, then maybe refuse
+                    append = functools.partial(self.wal.append, result.payload, self._admission_wait)
+                    committed = await asyncio.get_running_loop().run_in_executor(None, append)
+                await asyncio.wrap_future(committed)
             return result
         finally:
             self._done(len(body), result)

@@ -11,6 +11,7 @@ the caller answers with OTLP partial success and the valid items are stored.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ _STAGE_SET = frozenset(STAGES)
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
 _INDEXED_PREFIXES = tuple(sc.INDEXED_MESSAGE_PREFIXES) + tuple(sc.INDEXED_DOCUMENT_PREFIXES)
+# "retrieval.documents.3.document.id" -> ("retrieval.documents.", "3", "document.id") in one C call.
+_INDEXED_KEY = re.compile("(" + "|".join(map(re.escape, _INDEXED_PREFIXES)) + r")(\d+)(?:\.(.*))?\Z", re.S)
 # attribute key -> (column, priority): one pass over a span's attributes finds every scalar column.
 _KEY_TO_COLUMN = {
     key: (column, priority)
@@ -36,6 +39,8 @@ _CONSUMED_SCALAR_KEYS = frozenset(
     + list(sc.STAGE_KEYS)
     + [sc.SPAN_DOC_VERSION_KEY, sc.CITATIONS_KEY]
 )
+
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -308,6 +313,11 @@ def _add_span(
     else:
         attrs_links = None
 
+    add_scores(out, trace_id, span_id, start_us, res.service_name, attrs, stage)
+    for ev in events:
+        if ev["name"] == sc.EVALUATION_EVENT:
+            ev_us = ev["time_unix_nano"] // 1000 or start_us
+            add_scores(out, trace_id, span_id, ev_us, res.service_name, ev["attributes"], "evaluate")
     unknown = ctx.take_attributes(attrs, stage)
     if attrs_links:
         unknown["otel.links"] = attrs_links
@@ -364,6 +374,48 @@ def _add_span(
         )
     )
     return True
+
+
+def add_scores(
+    out: Normalized,
+    trace_id: str | None,
+    span_id: str | None,
+    time_us: int,
+    service: str | None,
+    attrs: dict[str, Any],
+    stage: str,
+) -> None:
+    """Client scores -> quality rows: evaluation results (GenAI, OpenInference eval.*) and guardrail
+    verdicts. The attributes stay where they were too: nothing a client sent is thrown away."""
+    rows = []
+    metric = _as_str(_first(attrs, sc.EVALUATION_KEYS["metric"]))
+    if metric or (stage == "evaluate" and _first(attrs, sc.EVALUATION_KEYS["score"]) is not None):
+        metric = metric or "evaluation"
+        evaluator = _as_str(_first(attrs, sc.EVALUATION_KEYS["evaluator"]))
+        if evaluator is None:
+            evaluator = "user" if metric in sc.FEEDBACK_METRICS else service
+        rows.append((metric, _as_float(_first(attrs, sc.EVALUATION_KEYS["score"])),
+                     _as_str(_first(attrs, sc.EVALUATION_KEYS["label"])), evaluator,
+                     _as_str(_first(attrs, sc.EVALUATION_KEYS["explanation"]))))  # fmt: skip
+    outcome = _as_str(attrs.get(sc.GUARDRAIL_OUTCOME_KEY))
+    if outcome:
+        direction = _as_str(attrs.get(sc.GUARDRAIL_DIRECTION_KEY))
+        rows.append(("guardrail", 1.0 if outcome.lower() in sc.GUARDRAIL_PASS else 0.0, outcome,
+                     f"guardrail.{direction}" if direction else "guardrail",
+                     _as_str(attrs.get(sc.GUARDRAIL_REASON_KEY))))  # fmt: skip
+    if not rows:
+        return
+    c = out.columns("quality")
+    for metric, score, label, evaluator, explanation in rows:
+        c["time"].append(time_us)
+        c["trace_id"].append(trace_id)
+        c["span_id"].append(span_id)
+        c["metric"].append(metric)
+        c["score"].append(score)
+        c["label"].append(label)
+        c["evaluator"].append(evaluator)
+        c["explanation"].append(explanation)
+        c["service_name"].append(service)
 
 
 class _SpanContext:
@@ -536,15 +588,12 @@ def _message_role(role: Any, direction: str) -> str:
 
 def _collect_indexed(indexed: dict, key: str, value: Any) -> bool:
     """Group ``prefix.{i}.rest`` keys by prefix and index; False if the key has no index."""
-    for prefix in _INDEXED_PREFIXES:
-        if key.startswith(prefix):
-            rest = key[len(prefix) :]
-            idx, _, sub = rest.partition(".")
-            if not idx.isdigit():
-                return False
-            indexed.setdefault(prefix, {}).setdefault(int(idx), {})[sub] = value
-            return True
-    return False
+    m = _INDEXED_KEY.match(key)
+    if m is None:
+        return False
+    prefix, idx, sub = m.group(1), m.group(2), m.group(3) or ""
+    indexed.setdefault(prefix, {}).setdefault(int(idx), {})[sub] = value
+    return True
 
 
 # --- metrics -----------------------------------------------------------------------------------------
@@ -606,6 +655,9 @@ def _add_metric(out: Normalized, metric, res: Resource, scope_name: str | None, 
         elif kind == "summary":
             count, total = dp.count, dp.sum
             buckets = {"quantiles": [[q.quantile, q.value] for q in dp.quantile_values]}
+        if count is not None and count > _INT64_MAX:  # uint64 on the wire, BIGINT in the store
+            out.reject(f"{where}.data_points[{di}]", f"{metric.name!r}: count {count} exceeds 2^63-1")
+            continue
         attrs = attributes(dp.attributes)
         time_us = (dp.time_unix_nano or 0) // 1000
         c["time"].append(time_us)
@@ -688,6 +740,11 @@ def normalize_logs(request, received_ns: int) -> Normalized:
                 c["body"].append(_as_str(body))
                 c["event_name"].append(getattr(rec, "event_name", "") or None)
                 attrs = attributes(rec.attributes)
+                if getattr(rec, "event_name", "") == sc.EVALUATION_EVENT or any(
+                    k in attrs for k in sc.EVALUATION_KEYS["metric"]
+                ):
+                    time_us = (rec.time_unix_nano or observed) // 1000
+                    add_scores(out, trace_id, span_id, time_us, res.service_name, attrs, "evaluate")
                 c["attributes"].append(attrs or None)
                 c["resource"].append(res.attrs or None)
                 c["service_name"].append(res.service_name)

@@ -10,6 +10,8 @@ import logging
 from concurrent import futures
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
 
 from ragtrail.collector.encoding import Format, encode_response
 from ragtrail.collector.errors import CollectorError, as_collector_error
@@ -35,6 +37,9 @@ def _handler(ingest: Ingest, signal: str):
             err = as_collector_error(exc)
             if type(err) is CollectorError:
                 log.exception("unexpected error in %s export", signal)
+            if err.retry_after:  # gRPC's Retry-After: OTel exporters wait this long before retrying
+                info = RetryInfo(retry_delay=Duration(seconds=err.retry_after))
+                context.set_trailing_metadata([("google.rpc.retryinfo-bin", info.SerializeToString())])
             context.abort(err.grpc_code, str(err))
 
     return grpc.unary_unary_rpc_method_handler(export)  # raw bytes in and out

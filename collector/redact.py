@@ -94,6 +94,14 @@ def load_or_create_key(data_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+def pseudonym(key: bytes, user_id: str) -> str:
+    """The keyed HMAC pseudonym of a user id (``u_`` + 16 hex); erasure and exports derive it too."""
+    if user_id.startswith(PSEUDONYM_PREFIX) and len(user_id) == len(PSEUDONYM_PREFIX) + 16:
+        return user_id  # already a pseudonym (idempotent on replays and re-exports)
+    digest = hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+    return PSEUDONYM_PREFIX + digest[:16]
+
+
 class Redactor:
     def __init__(
         self,
@@ -138,10 +146,7 @@ class Redactor:
         )
 
     def pseudonymize(self, user_id: str) -> str:
-        if user_id.startswith(PSEUDONYM_PREFIX) and len(user_id) == len(PSEUDONYM_PREFIX) + 16:
-            return user_id  # already a pseudonym (idempotent on replays and re-exports)
-        digest = hmac.new(self._key, user_id.encode(), hashlib.sha256).hexdigest()
-        return PSEUDONYM_PREFIX + digest[:16]
+        return pseudonym(self._key, user_id)
 
     def redact_texts(
         self, texts: Sequence[str], scopes: Sequence[str | None], ner: Sequence[bool] | None = None
@@ -224,6 +229,9 @@ class Redactor:
             if time.monotonic() > deadline:
                 break
             patterns[i] = _guard(lambda t=texts[i]: redact_patterns.find(t, self._entities, self._allow))
+            if time.monotonic() > deadline:  # finished past the budget: a stalled detector, not trusted
+                patterns[i] = None
+                break
         named = self._names(
             [i for i in patterns if ner[i] and patterns[i] is not None], texts, patterns, deadline
         )

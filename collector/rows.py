@@ -56,11 +56,21 @@ def warm_up() -> None:
 
 def encode_payload(tables: dict[str, dict[str, list]]) -> bytes | None:
     """One WAL payload for a normalized batch; None when it holds no rows."""
+    return encode_arrow(
+        {
+            name: to_arrow(name, columns)
+            for name, columns in tables.items()
+            if columns and next(iter(columns.values()))
+        }
+    )
+
+
+def encode_arrow(tables: dict[str, pa.Table]) -> bytes | None:
+    """One WAL payload for Arrow tables already in the store's schemas; None when they hold no rows."""
     parts: list[bytes] = []
-    for name, columns in tables.items():
-        if not columns or not next(iter(columns.values())):
+    for name, arrow in tables.items():
+        if arrow.num_rows == 0:
             continue
-        arrow = to_arrow(name, columns)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, arrow.schema) as writer:
             writer.write_table(arrow)

@@ -119,6 +119,24 @@ STAGE_KEYS = (
 SPAN_DOC_VERSION_KEY = "ragtrail.doc.version"
 CITATIONS_KEY = "ragtrail.citations"
 
+# --- client scores -> the quality table --------------------------------------------------------------
+# OTel GenAI evaluation results: a log event / span event named EVALUATION_EVENT, or these attributes
+# on an evaluator span. OpenInference EVALUATOR spans carry the same facts under eval.*.
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION_KEYS = {
+    "metric": ("gen_ai.evaluation.name", "eval.name"),
+    "score": ("gen_ai.evaluation.score.value", "eval.score"),
+    "label": ("gen_ai.evaluation.score.label", "eval.label"),
+    "explanation": ("gen_ai.evaluation.explanation", "eval.explanation"),
+    "evaluator": ("ragtrail.evaluator", "gen_ai.evaluation.evaluator", "eval.evaluator"),
+}
+FEEDBACK_METRICS = frozenset({"user_feedback", "feedback", "thumbs"})  # scored by a person: evaluator "user"
+# A guardrail span's verdict becomes a `guardrail` quality row (label = outcome, score 1 pass / 0 not).
+GUARDRAIL_OUTCOME_KEY = "ragtrail.guardrail.outcome"
+GUARDRAIL_DIRECTION_KEY = "ragtrail.guardrail.direction"
+GUARDRAIL_REASON_KEY = "ragtrail.guardrail.reason"
+GUARDRAIL_PASS = frozenset({"pass", "passed", "allow", "allowed", "ok"})
+
 # --- free text -> the content table (role, attribute key) -------------------------------------------
 
 # Single-valued text attributes.

@@ -2,7 +2,9 @@
 
 Format: ``wal/<segment:012d>.wal`` files, each a magic header then records
 ``<u32 payload length><u32 crc32(payload)><payload>``. A torn tail (kill -9 mid-write) fails its
-length or CRC check and replay stops there: such a record was never acknowledged.
+length or CRC check and replay stops there: such a record was never acknowledged. A segment that
+does not end cleanly (torn tail, bad CRC, bad header) is replayed up to the damage and then moved to
+``quarantine/`` by the flusher's recovery, never silently deleted.
 
 Group commit: one committer thread takes every record queued while the previous fsync ran, writes
 them with one ``write`` and syncs once, then resolves all their futures. Many concurrent requests
@@ -16,6 +18,10 @@ whole segments at a time.
 
 Memory is bounded: bytes accepted but not yet flushed to Parquet are counted, and past
 ``max_pending_bytes`` ``append`` raises Overloaded (HTTP 503 / gRPC UNAVAILABLE) instead of growing.
+A caller may wait up to ``admission_wait_seconds`` for the flusher to free space first: under a burst
+a request then queues for a moment instead of bouncing, and OTel exporters (which give up after six
+attempts) do not drop batches. The Retry-After of a refusal is jittered (1-3 s) so refused clients
+do not all come back in the same instant.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import random
 import struct
 import threading
 import time
@@ -47,6 +54,7 @@ class Segment:
     path: Path
     payloads: list[bytes] = field(default_factory=list)
     size: int = 0
+    damage: str | None = None  # why replay stopped before the end of the file; None = clean
 
 
 def segment_path(directory: Path, segment: int) -> Path:
@@ -62,21 +70,28 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def read_segment(path: Path) -> tuple[list[bytes], bool]:
-    """The complete records of a segment, and whether the file ended cleanly (no torn tail)."""
+def read_segment(path: Path) -> tuple[list[bytes], str | None]:
+    """The complete records of a segment, and why it did not end cleanly (None if it did)."""
     data = path.read_bytes()
     if not data.startswith(MAGIC):
-        return [], len(data) == 0
+        return [], None if not data else "bad segment header"
     pos, payloads = len(MAGIC), []
     while pos + _RECORD.size <= len(data):
         length, crc = _RECORD.unpack_from(data, pos)
         start = pos + _RECORD.size
         payload = data[start : start + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            return payloads, False
+        if len(payload) != length:
+            return payloads, f"truncated record after {len(payloads)} complete records"
+        if zlib.crc32(payload) != crc:
+            return payloads, f"CRC mismatch after {len(payloads)} complete records"
         payloads.append(payload)
         pos = start + length
-    return payloads, pos == len(data)
+    return payloads, None if pos == len(data) else f"truncated header after {len(payloads)} records"
+
+
+def frame_header(payload: bytes) -> bytes:
+    """The length + CRC header that precedes ``payload`` in a segment (erasure rewrites frames)."""
+    return _RECORD.pack(len(payload), zlib.crc32(payload))
 
 
 def fsync_dir(directory: Path) -> None:
@@ -94,7 +109,9 @@ class WriteAheadLog:
         self.directory = Path(directory)
         self.config = config
         self._on_seal = on_seal
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # wakes the committer
+        self._space = threading.Condition(lock)  # wakes appenders waiting for the flusher to free bytes
         self._queue: list[tuple[bytes, concurrent.futures.Future]] = []
         self._queued_bytes = 0
         self._unflushed_bytes = 0  # in sealed or open segments, not yet released by the flusher
@@ -103,24 +120,38 @@ class WriteAheadLog:
         self._segment: Segment | None = None
         self._fd: int | None = None
         self._opened_at = 0.0
+        self.overloaded = 0  # appends refused because the log was full
+        self.write_failures = 0  # commits that failed on disk (full, read-only, I/O error)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="wal-committer", daemon=True)
         self._thread.start()
 
     # --- called by request handlers (any thread) ---
 
-    def append(self, payload: bytes) -> concurrent.futures.Future:
-        """Queue a record; the future resolves (to the segment id) once it is on disk and synced."""
+    def append(self, payload: bytes, wait: float = 0.0) -> concurrent.futures.Future:
+        """Queue a record; the future resolves (to the segment id) once it is on disk and synced.
+
+        When the log is full, block up to ``wait`` seconds for space, then raise Overloaded."""
         future: concurrent.futures.Future = concurrent.futures.Future()
+        deadline = time.monotonic() + wait
         with self._cond:
-            if self._closed:
-                raise Overloaded("collector is shutting down")
-            if self._unflushed_bytes + self._queued_bytes + len(payload) > self.config.max_pending_bytes:
-                raise Overloaded("write-ahead log is full; retry later")
+            while True:
+                if self._closed:
+                    raise Overloaded("collector is shutting down")
+                if self.has_room(len(payload)):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.overloaded += 1
+                    raise Overloaded("write-ahead log is full; retry later", retry_after=random.randint(1, 3))
+                self._space.wait(remaining)
             self._queue.append((payload, future))
             self._queued_bytes += len(payload)
             self._cond.notify()
         return future
+
+    def has_room(self, size: int) -> bool:
+        return self._unflushed_bytes + self._queued_bytes + size <= self.config.max_pending_bytes
 
     @property
     def unflushed_bytes(self) -> int:
@@ -132,6 +163,7 @@ class WriteAheadLog:
         """The segment is in Parquet: forget its bytes (the flusher deleted the file)."""
         with self._cond:
             self._unflushed_bytes -= segment.size
+            self._space.notify_all()
 
     # --- lifecycle ---
 
@@ -139,6 +171,7 @@ class WriteAheadLog:
         with self._cond:
             self._closed = True
             self._cond.notify()
+            self._space.notify_all()
         self._thread.join(30)
 
     # --- committer thread ---
@@ -168,7 +201,7 @@ class WriteAheadLog:
             segment = self._ensure_segment()
             frames = []
             for payload, _ in batch:
-                frames.append(_RECORD.pack(len(payload), zlib.crc32(payload)))
+                frames.append(frame_header(payload))
                 frames.append(payload)
             data = b"".join(frames)
             start = segment.size
@@ -188,6 +221,7 @@ class WriteAheadLog:
             with self._cond:
                 self._unflushed_bytes += len(data)
         except OSError as exc:
+            self.write_failures += 1
             log.error("WAL write failed: %s", exc.strerror or exc)
             error = StorageUnavailable(f"write-ahead log unavailable: {exc.strerror or type(exc).__name__}")
             for _, future in batch:
@@ -243,9 +277,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def replay(directory: Path) -> Iterator[Segment]:
     """Segments left by a previous run, oldest first, with their complete records."""
     for seg_id, path in list_segments(Path(directory)):
-        payloads, clean = read_segment(path)
-        if not clean:
-            log.warning(
-                "WAL segment %s has a torn tail; replaying its %d complete records", path.name, len(payloads)
-            )
-        yield Segment(seg_id, path, payloads, path.stat().st_size)
+        payloads, damage = read_segment(path)
+        if damage:
+            log.warning("WAL segment %s: %s; replaying its complete records", path.name, damage)
+        yield Segment(seg_id, path, payloads, path.stat().st_size, damage)

@@ -31,6 +31,11 @@ def data_dir() -> str:
     return os.environ.get(DATA_ENV, "./ragtrail-data")
 
 
+def store_uri() -> str:
+    """Where the Parquet lives: the data directory, or [storage] uri / $RAGTRAIL_STORAGE."""
+    return config_mod.load(data_dir()).storage_uri
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def _load(data: str, name: str, f: tuple, args: tuple) -> pd.DataFrame:
     con = db.connect(data)
@@ -70,16 +75,17 @@ def settings() -> dict:
 
 def load(name: str, f: Filters, *args) -> pd.DataFrame:
     """``queries.<name>(con, f, *args)``, cached for TTL_S seconds."""
-    return _load(data_dir(), name, astuple(f), args)
+    return _load(store_uri(), name, astuple(f), args)
 
 
 def load_trace(name: str, trace_id: str) -> pd.DataFrame:
-    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents), cached."""
-    return _load_trace(data_dir(), name, trace_id)
+    """``queries.<name>(con, trace_id)`` (trace_spans, trace_content, trace_documents,
+    trace_guardrails), cached."""
+    return _load_trace(store_uri(), name, trace_id)
 
 
 def search(f: Filters, **criteria) -> pd.DataFrame:
-    return _search(data_dir(), astuple(f), tuple(sorted(criteria.items())))
+    return _search(store_uri(), astuple(f), tuple(sorted(criteria.items())))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -101,13 +107,15 @@ def bucket_for(start: datetime | None, end: datetime | None, points: int = 60) -
 
 def sidebar() -> tuple[Filters, int]:
     """Render the shared sidebar; returns the filters and the time-bucket size in seconds."""
-    values, first, last = _meta(data_dir())
+    values, first, last = _meta(store_uri())
     with st.sidebar:
         st.caption(f"Store: `{data_dir()}`")
         label = st.selectbox("Time range", list(RANGES), key="range")
         chosen = st.multiselect("Service", values["service_name"], key="services", placeholder="All services")
         envs = st.multiselect("Environment", values["environment"], key="environments", placeholder="All")
         arms = st.multiselect("Variant", values["variant"], key="variants", placeholder="All")
+        models = st.multiselect("Model", values["model"], key="models", placeholder="All generation models")
+        routes = st.multiselect("Route", values["route"], key="routes", placeholder="All")
         if st.button("Refresh", key="refresh"):
             st.cache_data.clear()
         if st.toggle(f"Auto-refresh every {AUTO_REFRESH_S} s", key="auto_refresh"):
@@ -121,7 +129,7 @@ def sidebar() -> tuple[Filters, int]:
         now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) + timedelta(minutes=1)
         start, end = now - span, now
         bucket = bucket_for(start, end)
-    return Filters(start, end, tuple(chosen), tuple(envs), tuple(arms)), bucket
+    return Filters(start, end, tuple(chosen), tuple(envs), tuple(arms), tuple(models), tuple(routes)), bucket
 
 
 @st.fragment(run_every=AUTO_REFRESH_S)
@@ -135,6 +143,14 @@ def _auto_refresh() -> None:
 
 def fmt_ms(value) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:,.0f} ms"
+
+
+def fmt_s(value_ms) -> str:
+    return "—" if value_ms is None or pd.isna(value_ms) else f"{value_ms / 1000:,.1f} s"
+
+
+def fmt_num(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:,.0f}"
 
 
 def fmt_pct(value) -> str:

@@ -36,6 +36,7 @@ class WalConfig:
     segment_bytes: int = 32 * 1024 * 1024  # seal a segment at this size ...
     segment_seconds: float = 1.0  # ... or this age, so data is queryable within seconds
     max_pending_bytes: int = 256 * 1024 * 1024  # unflushed bytes before ingest answers 503
+    admission_wait_seconds: float = 0.5  # how long a request may wait for WAL space before that 503
     fsync: bool = True  # only for benchmarks that isolate fsync cost; never turn off in production
 
 
@@ -74,6 +75,17 @@ class RedactionConfig:
 
 
 @dataclass
+class StorageConfig:
+    # Where published Parquet lives: a local directory or s3://bucket/prefix (store.fs; endpoint,
+    # region and credentials from the AWS_* environment). Default: the data directory itself.
+    # The WAL, writer id and keys stay in the local data directory either way.
+    uri: str | None = None
+    # Compaction and other maintenance of the store. On a store shared by several collectors,
+    # exactly one runs with this on (docs/SCALE.md); it also takes the store's maintenance lease.
+    maintenance: bool = True
+
+
+@dataclass
 class SqlConfig:
     time_limit_seconds: float = 30.0
     max_rows: int = 100_000
@@ -88,6 +100,7 @@ class Config:
     flush: FlushConfig = field(default_factory=FlushConfig)
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     sql: SqlConfig = field(default_factory=SqlConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     # Free-form sections other components own (slo, prices, retention, dashboard); kept as tables.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -98,6 +111,10 @@ class Config:
     @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
+
+    @property
+    def storage_uri(self) -> str:
+        return self.storage.uri or str(self.data_dir)
 
     def validate(self) -> None:
         c = self.collector
@@ -120,6 +137,7 @@ _SECTIONS = {
     "flush": FlushConfig,
     "redaction": RedactionConfig,
     "sql": SqlConfig,
+    "storage": StorageConfig,
 }
 
 
@@ -155,6 +173,8 @@ def load(
                 cfg.extra[section] = values
     if env.get("RAGTRAIL_TOKEN"):
         cfg.collector.token = env["RAGTRAIL_TOKEN"]
+    if env.get("RAGTRAIL_STORAGE"):
+        cfg.storage.uri = env["RAGTRAIL_STORAGE"]
     if env.get("RAGTRAIL_REDACTION"):
         cfg.redaction.enabled = env["RAGTRAIL_REDACTION"].lower() not in {"0", "off", "false", "no"}
     for section, values in (overrides or {}).items():

@@ -1,8 +1,11 @@
-"""The sample service's caches: TTL entries in simulated time, keyed with the versions they depend on.
+"""The sample service's caches: TTL entries in simulated time, stored with the versions they depend on.
 
-A key carries every version its value was built from (prompt template, corpus), so a version bump
-turns every old entry into a miss without an explicit purge — the hit-rate dip a real deployment
-shows after a re-index or a prompt change. ``flush`` is the cache-cold chaos.
+An entry remembers the versions its value was built from (prompt template, corpus), so a version
+bump turns every old entry into a miss without an explicit purge — the hit-rate dip a real
+deployment shows after a re-index or a prompt change. ``flush`` is the cache-cold chaos.
+
+A miss says why (``ragtrail.cache.miss_reason``): ``cold`` (never stored, flushed or evicted),
+``ttl`` (expired) or ``version`` (stored for an older prompt or corpus version).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections import OrderedDict
 from typing import Any
 
 LAYERS = ("response", "context", "embedding")
+MISS_REASONS = ("cold", "ttl", "version")
 
 
 class TtlCache:
@@ -20,21 +24,25 @@ class TtlCache:
         self.layer = layer
         self.ttl_s = ttl_s
         self.capacity = capacity
-        self._entries: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[float, tuple, Any]] = OrderedDict()
 
-    def get(self, key: tuple, now_s: float) -> Any | None:
+    def lookup(self, key: tuple, version: tuple, now_s: float) -> tuple[Any | None, str | None]:
+        """(value, None) on a hit, (None, miss reason) on a miss."""
         entry = self._entries.get(key)
         if entry is None:
-            return None
-        stored_at, value = entry
+            return None, "cold"
+        stored_at, stored_version, value = entry
+        if stored_version != version:
+            del self._entries[key]
+            return None, "version"
         if now_s - stored_at > self.ttl_s:
             del self._entries[key]
-            return None
+            return None, "ttl"
         self._entries.move_to_end(key)
-        return value
+        return value, None
 
-    def put(self, key: tuple, value: Any, now_s: float) -> None:
-        self._entries[key] = (now_s, value)
+    def put(self, key: tuple, version: tuple, value: Any, now_s: float) -> None:
+        self._entries[key] = (now_s, version, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

@@ -45,6 +45,8 @@ def ragtrail_attributes(step: Step) -> dict[str, Any]:
         out.update(
             {"ragtrail.stage": "cache", "ragtrail.cache.layer": f["layer"], "ragtrail.cache.hit": f["hit"]}
         )
+        if f.get("miss_reason"):
+            out["ragtrail.cache.miss_reason"] = f["miss_reason"]
         if f.get("citations") is not None:
             out["ragtrail.citations"] = list(f["citations"])
     if step.stage == "guardrail":

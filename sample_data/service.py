@@ -274,29 +274,34 @@ class RagService:
             return finish(REFUSAL, "refused")
 
         # Response cache: exact question under this prompt and corpus version; personal questions
-        # (with PII) are never cached.
-        response_key = (question, prompt_version, self.corpus.version)
-        cached = None if has_pii else self.caches["response"].get(response_key, t_s)
+        # (with PII) bypass it.
+        response_key, response_version = (question, variant), (prompt_version, self.corpus.version)
+        cached, why = (
+            (None, "bypass")
+            if has_pii
+            else self.caches["response"].lookup(response_key, response_version, t_s)
+        )
         step("cache.response", "cache", lognormal_ms(rng, 1.2, 0.3), layer="response", hit=cached is not None,
-             **(cached or {}))  # fmt: skip
+             miss_reason=why, **(cached or {}))  # fmt: skip
         if cached is not None:
             root.facts["citations"] = cached["citations"]
             return finish(cached["answer"], "cached")
 
-        embedded = self.caches["embedding"].get((question,), t_s) is not None
-        step("cache.embedding", "cache", lognormal_ms(rng, 0.9, 0.3), layer="embedding", hit=embedded)
+        embedded, why = self.caches["embedding"].lookup((question,), (EMBED_MODEL,), t_s)
+        step("cache.embedding", "cache", lognormal_ms(rng, 0.9, 0.3), layer="embedding", hit=bool(embedded),
+             miss_reason=why)  # fmt: skip
         if not embedded:
             step("embed", "embed", lognormal_ms(rng, 14, 0.4), model=EMBED_MODEL, text=question,
                  input_tokens=tokens(question), dimensions=1024)  # fmt: skip
-            self.caches["embedding"].put((question,), True, t_s)
+            self.caches["embedding"].put((question,), (EMBED_MODEL,), True, t_s)
 
         # Context cache: a semantic cache keyed by the question's intent (its nearest corpus
         # cluster), so paraphrases share retrieved context.
-        context_key = (doc.id, self.corpus.version)
-        context = self.caches["context"].get(context_key, t_s)
+        context_key, context_version = (doc.id,), (self.corpus.version,)
+        context, why = self.caches["context"].lookup(context_key, context_version, t_s)
         fallback = False
         step("cache.context", "cache", lognormal_ms(rng, 1.0, 0.3), layer="context", hit=context is not None,
-             docs=context or [])  # fmt: skip
+             miss_reason=why, docs=context or [])  # fmt: skip
         retrieved: list[tuple[Document, float]] = list(context or [])
         if context is None:
             retrieved = self._search(doc)
@@ -322,7 +327,7 @@ class RagService:
                 step("rerank", "rerank", lognormal_ms(rng, 55, 0.35), model=RERANK_MODEL, query=question,
                      docs=reranked, top_k=cfg.rerank_k)  # fmt: skip
                 retrieved = reranked
-                self.caches["context"].put(context_key, reranked, t_s)
+                self.caches["context"].put(context_key, context_version, reranked, t_s)
 
         route = "escalated" if complex_ else "small"
         model = MODELS["large" if complex_ else ("canary" if variant == "canary" else "small")]
@@ -353,7 +358,10 @@ class RagService:
         root.facts.update(fallback=fallback, citations=citations, route=gen.facts["route"])
         if not has_pii and not fallback:
             self.caches["response"].put(
-                response_key, {"answer": answer, "citations": citations, "docs": retrieved}, t_s
+                response_key,
+                response_version,
+                {"answer": answer, "citations": citations, "docs": retrieved},
+                t_s,
             )
         if fallback:
             plan.logs.append(

@@ -6,9 +6,12 @@ Tests wait on conditions (readiness probe, row counts), never on fixed sleeps.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -58,10 +61,19 @@ class Collector:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    ca_file: Path | None = None  # set when the collector serves TLS: the cert clients trust
+
+    def __post_init__(self) -> None:
+        while self.http_port == self.grpc_port:  # two free_port() calls can return the same port
+            self.http_port = free_port()
 
     @property
     def http_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.http_port}"
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
 
     @property
     def grpc_endpoint(self) -> str:
@@ -84,10 +96,21 @@ class Collector:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"collector exited with {self.proc.returncode}; see {self.log_path}")
         try:
-            with urllib.request.urlopen(f"{self.http_endpoint}/healthz", timeout=1) as resp:
+            with urllib.request.urlopen(
+                f"{self.http_endpoint}/healthz", timeout=1, context=self.ssl_context
+            ) as resp:
                 return resp.status == 200
         except OSError:
             return False
+
+    def health(self) -> dict[str, str]:
+        """The /healthz counters (``ok writer=... quarantined=0 ...``) as a dict."""
+        url = f"{self.http_endpoint}/healthz"
+        with urllib.request.urlopen(url, timeout=5, context=self.ssl_context) as resp:
+            return dict(w.split("=", 1) for w in resp.read().decode().split() if "=" in w)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def kill(self) -> None:
         """kill -9: no shutdown hook runs."""
@@ -136,10 +159,16 @@ def collector_factory(tmp_path: Path) -> Iterator[Callable[..., Collector]]:
     """Start collectors with custom args/env; all are stopped at teardown."""
     started: list[Collector] = []
 
-    def make(data_dir: Path | None = None, *args: str, env: dict[str, str] | None = None, start: bool = True):
+    def make(
+        data_dir: Path | None = None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        start: bool = True,
+        ca_file: Path | None = None,
+    ):
         d = data_dir or tmp_path / "data"
         d.mkdir(parents=True, exist_ok=True)
-        c = Collector(d, extra_args=list(args), env=env or {})
+        c = Collector(d, extra_args=list(args), env=env or {}, ca_file=ca_file)
         started.append(c)
         return c.start() if start else c
 
@@ -153,3 +182,43 @@ def collector_factory(tmp_path: Path) -> Iterator[Callable[..., Collector]]:
 def collector(collector_factory) -> Collector:
     """A running collector (redaction off) over a fresh data dir."""
     return collector_factory()
+
+
+@dataclass
+class S3:
+    """An S3-compatible server (moto) on loopback: ``env`` points AWS clients at it."""
+
+    endpoint: str
+    bucket: str
+    env: dict[str, str]
+    _prefixes: itertools.count = field(default_factory=itertools.count)
+
+    def new_store(self, name: str = "store") -> str:
+        """A fresh ``s3://`` store URI (own prefix) in the test bucket."""
+        return f"s3://{self.bucket}/{name}-{next(self._prefixes)}"
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    """moto's S3 server on 127.0.0.1 (started here, nothing leaves the machine); skip without moto."""
+    server_mod = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # for readers in this process (db.query, store.fs)
+    import boto3
+
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="ragtrail-test")
+    try:
+        yield S3(env["AWS_ENDPOINT_URL"], "ragtrail-test", env)
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ragtrail.cli import collector_cmd, dashboard_cmd, demo_cmd, sql_cmd, up_cmd
+from ragtrail.cli import audit_cmd, collector_cmd, dashboard_cmd, demo_cmd, maintenance_cmd, sql_cmd, up_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,5 +23,8 @@ for _command in (
     demo_cmd.demo,
     demo_cmd.gpu_agent,
     dashboard_cmd.dashboard,
+    audit_cmd.audit_group,
+    maintenance_cmd.retention,
+    maintenance_cmd.erase,
 ):
     main.add_command(_command)

@@ -25,6 +25,14 @@ def collector_options(fn):
             click.option("--tls-key", type=click.Path(exists=True, dir_okay=False)),
             click.option("--workers", type=int, help="pipeline worker processes (0 = in-process)"),
             click.option("--redaction/--no-redaction", default=None, help="PII redaction (default on)"),
+            click.option(
+                "--storage", help="Parquet store: directory or s3://bucket/prefix ($RAGTRAIL_STORAGE)"
+            ),
+            click.option(
+                "--maintenance/--no-maintenance",
+                default=None,
+                help="compact the store (default on; exactly one collector per shared store)",
+            ),
         ]
     ):
         fn = option(fn)
@@ -32,7 +40,18 @@ def collector_options(fn):
 
 
 def load_config(
-    data_dir, config_file, host, grpc_port, http_port, token, tls_cert, tls_key, workers, redaction
+    data_dir,
+    config_file,
+    host,
+    grpc_port,
+    http_port,
+    token,
+    tls_cert,
+    tls_key,
+    workers,
+    redaction,
+    storage,
+    maintenance,
 ):
     cfg = config_mod.load(
         data_dir,
@@ -48,6 +67,7 @@ def load_config(
                 "workers": workers,
             },
             "redaction": {"enabled": redaction},
+            "storage": {"uri": storage, "maintenance": maintenance},
         },
     )
     try:

@@ -49,6 +49,10 @@ def up(dashboard_port, no_dashboard, no_demo, rate, duration, **options) -> None
         collector_args += ["--config", options["config_file"]]
     if options.get("redaction") is False:
         collector_args.append("--no-redaction")
+    if options.get("storage"):
+        collector_args += ["--storage", options["storage"]]
+    if options.get("maintenance") is False:
+        collector_args.append("--no-maintenance")
     children = [subprocess.Popen(collector_args)]
     try:
         _wait_ready(f"http://{c.host}:{c.http_port}/healthz", children[0])

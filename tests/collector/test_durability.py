@@ -85,3 +85,24 @@ def test_kill_9_under_load_loses_nothing_acknowledged(collector_factory, tmp_pat
     assert c.scalar("SELECT count(*) FROM spans") == c.scalar(
         "SELECT count(DISTINCT span_id || trace_id) FROM spans"
     )
+
+
+def test_crash_loop_20_kills_loses_nothing_and_replays_exactly_once(collector_factory, tmp_path):
+    """20 kill -9s at seeded random moments under load (bench/crash_loop.py is the long soak)."""
+    from tests.collector.crash_loop import CHURN_TOML, crash_loop
+
+    data, config = tmp_path / "data", tmp_path / "churn.toml"
+    config.write_text(CHURN_TOML)
+    report = crash_loop(
+        lambda: collector_factory(data, "--config", str(config)),
+        data,
+        kills=20,
+        seed=9,
+        senders=2,
+        max_acks=20,
+    )
+    print(f"\ncrash loop: {report}")
+    assert report.kills == 20 and report.acked_requests > 100
+    assert report.lost == 0
+    assert report.duplicated_spans == 0
+    assert report.unreadable_parquet == 0 and report.parquet_files > 0

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 from ragtrail.collector import flush, wal
 from ragtrail.config import FlushConfig, WalConfig
 from ragtrail.store import layout
+from ragtrail.store.fs import open_store
 from ragtrail.store.schema import SPANS
 
 
@@ -42,8 +43,31 @@ def test_wal_refuses_beyond_its_memory_bound(tmp_path):
         tmp_path, WalConfig(segment_seconds=60, max_pending_bytes=1000), 1, on_seal=lambda s: None
     )
     log.append(b"x" * 600).result(10)
-    with pytest.raises(Overloaded):
+    with pytest.raises(Overloaded) as refused:
         log.append(b"x" * 600)
+    assert refused.value.retry_after in (1, 2, 3) and log.overloaded == 1
+    log.close()
+
+
+def test_a_full_wal_lets_a_request_wait_for_the_flusher_then_refuses(tmp_path):
+    """Admission wait: space freed by the flusher within ``wait`` admits the request; none, a 503."""
+    import threading
+
+    import pytest
+
+    from ragtrail.collector.errors import Overloaded
+
+    log = wal.WriteAheadLog(
+        tmp_path, WalConfig(segment_seconds=60, max_pending_bytes=1000), 1, on_seal=lambda s: None
+    )
+    log.append(b"x" * 600).result(10)
+    with pytest.raises(Overloaded):
+        log.append(b"y" * 600, wait=0.05)  # nobody frees space: refused once the wait is over
+    held = log.unflushed_bytes
+    flusher = threading.Timer(0.1, log.release, args=(wal.Segment(1, tmp_path / "x", size=held),))
+    flusher.start()
+    assert log.append(b"y" * 600, wait=5).result(10) == 1  # admitted once the flusher released bytes
+    flusher.join()
     log.close()
 
 
@@ -65,7 +89,7 @@ def _rows(part):
 def test_compaction_merges_small_files_without_changing_rows(tmp_path):
     part = _partition_with_files(tmp_path, 20)
     before = _rows(part)
-    merged = flush.compact_partition(part, "w1", FlushConfig(compact_min_files=16), max_segment=None)
+    merged = flush.compact_partition(open_store(tmp_path), str(part), FlushConfig(compact_min_files=16))
     assert merged == 20
     files = layout.published_files(part)
     assert len(files) == 1 and layout.segment_range(files[0].name) == (1, 20)
@@ -78,14 +102,18 @@ def test_crash_after_pending_rename_is_finished_at_startup(tmp_path):
     inputs = layout.published_files(part)
     table = pa.concat_tables([pq.read_table(p) for p in inputs])
     final = part / layout.compacted_file_name(1, 4, "w1")
-    pending = part / f"{final.name}{layout.PENDING}"
+    pending = part / layout.pending_name(final.name)
     import orjson
 
     flush.write_parquet_atomic(
         table, pending, 1000, {flush.INPUTS_KEY: orjson.dumps([p.name for p in inputs])}
     )
     inputs[0].unlink()  # crashed half-way through deleting the inputs
-    (part / ".junk.parquet.tmp").write_bytes(b"partial")  # and a compaction that never finished writing
-    flush.recover_partition(part)
+    (part / ".seg000000000005-w1.parquet.tmp").write_bytes(b"partial")  # and a flush never finished
+    (part / ".seg000000000005-w2.parquet.tmp").write_bytes(b"partial")  # another writer's, in flight
+    store = open_store(tmp_path)
+    flush.remove_own_temp_files(store, "w1")
+    flush.recover_partition(store, str(part))
+    (part / ".seg000000000005-w2.parquet.tmp").unlink()
     assert [p.name for p in part.iterdir()] == [final.name]
     assert _rows(part) == before  # each row exactly once

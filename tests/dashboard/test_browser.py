@@ -25,7 +25,7 @@ PAGES = {
     "latency": ("Latency", '[data-testid="stPlotlyChart"]'),
     "caches": ("Caches", '[data-testid="stPlotlyChart"]'),
     "gpu": ("GPU & serving", '[data-testid="stPlotlyChart"]'),
-    "quality": ("Quality & safety", '[data-testid="stAlert"], [data-testid="stPlotlyChart"]'),
+    "quality": ("Quality & safety", '[data-testid="stPlotlyChart"]'),  # guardrails and PII charts
     "variants": ("Variants", '[data-testid="stPlotlyChart"]'),
     "audit": ("Audit", '[data-testid="stDataFrame"]'),
     "sql": ("SQL", '[data-testid="stPlotlyChart"]'),
@@ -38,11 +38,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(demo_store, tmp_path_factory):
+def dashboard_url(scored_store, tmp_path_factory):
+    """The demo store with evaluator scores, so the quality charts show too."""
     port = free_port()
     log = (tmp_path_factory.mktemp("dashboard") / "dashboard.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ragtrail.cli", "dashboard", "--data", str(demo_store.data_dir), "--port", str(port)],
+        [sys.executable, "-m", "ragtrail.cli", "dashboard", "--data", str(scored_store), "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -76,7 +77,7 @@ def browser():
 
 def test_every_page_in_a_browser(browser, dashboard_url, tmp_path):
     """One browser session walks every page through the sidebar navigation, as a person would."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
     out = Path(os.environ.get("RAGTRAIL_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     page.goto(dashboard_url)
@@ -84,13 +85,65 @@ def test_every_page_in_a_browser(browser, dashboard_url, tmp_path):
         for path, (title, ready) in PAGES.items():
             if path:  # the overview is the landing page
                 page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-                page.wait_for_url(f"{dashboard_url}/{path}", timeout=10_000)
-            page.get_by_role("heading", name=title, exact=True).wait_for(timeout=20_000)
-            page.locator(ready).first.wait_for(timeout=20_000)
+                page.wait_for_url(f"{dashboard_url}/{path}", timeout=30_000)
+            page.get_by_role("heading", name=title, exact=True).wait_for(timeout=40_000)
+            page.locator(ready).first.wait_for(timeout=40_000)
             page.wait_for_function(
-                "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=20_000
+                "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=40_000
             )  # the script run has finished
             assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {title}"
             page.screenshot(path=str(out / f"{path or 'overview'}.png"))
     finally:
         page.close()
+
+
+def test_login_gates_every_url(browser, demo_store, tmp_path):
+    """The app as `ragtrail dashboard --host <not loopback>` runs it (LOGIN_ENV set), served on
+    loopback for the test: any URL shows the login form and no data until the password is given."""
+    from ragtrail.dashboard import login
+
+    port = free_port()
+    env = {
+        **os.environ,
+        login.LOGIN_ENV: login.digest("open sesame"),
+        "RAGTRAIL_DATA": str(demo_store.data_dir),
+    }
+    with (tmp_path / "dashboard.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
+            return resp.status == 200
+
+    page = browser.new_page()
+    try:
+        wait_until(healthy, timeout=30, what="dashboard health")
+        page.goto(f"{url}/audit")
+        password = page.get_by_label("Password", exact=True)
+        password.wait_for(timeout=40_000)
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+        assert page.locator('[data-testid="stDataFrame"], [data-testid="stPlotlyChart"]').count() == 0
+        page.goto(url)  # the landing page: a login form too (without the "page not found" dialog)
+        password.wait_for(timeout=40_000)
+        password.fill("guess")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_text("Wrong password.").wait_for(timeout=40_000)
+        assert page.locator('[data-testid="stDataFrame"], [data-testid="stPlotlyChart"]').count() == 0
+        password.fill("open sesame")
+        page.get_by_role("button", name="Log in").click()
+        page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=40_000)
+        page.locator('[data-testid="stMetric"], [data-testid="stDataFrame"]').first.wait_for(timeout=40_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.close()
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()

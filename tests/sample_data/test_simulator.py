@@ -108,3 +108,18 @@ def test_chaos_schedule_parsing():
     for bad in ("nope@1s", "oom@10s", "cache_cold", "oom@1s+5s/3s", "oom@x+1s"):
         with pytest.raises(ChaosError):
             parse(bad)
+
+
+def test_cache_misses_say_why():
+    from ragtrail.sample_data.caches import TtlCache
+
+    cache = TtlCache("context", ttl_s=10, capacity=2)
+    assert cache.lookup(("doc-1",), (1,), 0.0) == (None, "cold")
+    cache.put(("doc-1",), (1,), "ctx", 0.0)
+    assert cache.lookup(("doc-1",), (1,), 5.0) == ("ctx", None)
+    assert cache.lookup(("doc-1",), (1,), 16.0) == (None, "ttl")  # 16 s after it was stored
+    cache.put(("doc-1",), (1,), "ctx", 20.0)
+    assert cache.lookup(("doc-1",), (2,), 21.0) == (None, "version")  # re-indexed corpus
+    cache.put(("doc-1",), (2,), "ctx2", 22.0)
+    cache.flush()
+    assert cache.lookup(("doc-1",), (2,), 23.0) == (None, "cold")

@@ -18,7 +18,7 @@ st.caption(
 example = st.selectbox("Example", list(queries.EXAMPLE_QUERIES), key="example")
 sql = st.text_area("Query", value=queries.EXAMPLE_QUERIES[example], height=140, key="sql")
 if sql.strip():
-    con = db.connect(w.data_dir(), locked=True)
+    con = db.connect(w.store_uri(), locked=True)
     try:
         result = db.run_query(con, sql, max_rows=MAX_ROWS, time_limit_s=TIME_LIMIT_S)
     except db.SqlError as exc:
