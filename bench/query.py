@@ -88,7 +88,14 @@ def dashboard_calls(f: Filters, bucket: int, trace_id: str, doc_id: str, user_id
         "cache_summary": lambda con: q.cache_summary(con, f),
         "cache_hit_rate_over_time": lambda con: q.cache_hit_rate_over_time(con, f, bucket),
         "gpu_over_time": lambda con: q.gpu_over_time(con, f),
-        "generate_latency_over_time": lambda con: q.generate_latency_over_time(con, f, bucket),
+        "gpu_utilization_over_time": lambda con: q.gpu_utilization_over_time(con, f, bucket),
+        "serving_over_time": lambda con: q.serving_over_time(con, f, bucket),
+        "cache_misses_by_reason": lambda con: q.cache_misses_by_reason(con, f),
+        "cache_misses_over_time": lambda con: q.cache_misses_over_time(con, f, bucket),
+        "cache_savings": lambda con: q.cache_savings(con, f),
+        "cached_tokens": lambda con: q.cached_tokens(con, f),
+        "guardrail_outcomes": lambda con: q.guardrail_outcomes(con, f),
+        "safety_over_time": lambda con: q.safety_over_time(con, f, bucket),
         "quality_summary": lambda con: q.quality_summary(con, f),
         "quality_over_time": lambda con: q.quality_over_time(con, f, bucket),
         "pii_counts": lambda con: q.pii_counts(con, f),
@@ -100,6 +107,7 @@ def dashboard_calls(f: Filters, bucket: int, trace_id: str, doc_id: str, user_id
         "search_traces(doc)": lambda con: q.search_traces(con, f, doc_id=doc_id),
         "trace_content": lambda con: q.trace_content(con, trace_id),
         "trace_documents": lambda con: q.trace_documents(con, trace_id),
+        "trace_guardrails": lambda con: q.trace_guardrails(con, trace_id),
     }
 
 
