@@ -58,7 +58,7 @@ WORDS = [
     "receipt",
 ]
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-RETRYABLE_HTTP = {429, 502, 503, 504}
+RETRYABLE_HTTP = {"429", "502", "503", "504"}
 RETRYABLE_GRPC = {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED"}
 
 
@@ -214,8 +214,8 @@ class _Conn:
             return exc.code().name, None, b""
 
 
-def _send_loop(transport, port, path, tmpl, seconds, rate, retry, tag0, result, lock):
-    conn = _Conn(transport, port, path, timeout=30)
+def _send_loop(transport, port, path, tmpl, seconds, rate, retry, timeout, tag0, result, lock):
+    conn = _Conn(transport, port, path, timeout)
     deadline = time.monotonic() + seconds
     next_at = time.monotonic()
     n = 0
@@ -237,7 +237,10 @@ def _send_loop(transport, port, path, tmpl, seconds, rate, retry, tag0, result, 
                     result.acked_spans += SPANS_PER_REQUEST - _rejected(reply)
                     result.latencies.append(time.perf_counter() - t0)
                 break
-            retryable = code in RETRYABLE_HTTP or code in RETRYABLE_GRPC or not code.isalnum()
+            # HTTP transport errors (timeouts, resets) come back as exception names: retried too
+            retryable = (
+                code in RETRYABLE_HTTP or code in RETRYABLE_GRPC or not (code.isdigit() or code.isupper())
+            )
             if not (retry and retryable) or time.monotonic() >= deadline:
                 with lock:
                     result.gave_up += 1
@@ -257,6 +260,7 @@ def sender(
     threads: int = 1,
     rate: float = 0.0,
     retry: bool = False,
+    timeout: float = 30.0,
     path: str = "/v1/traces",
 ) -> None:
     """A load process: ``threads`` connections, each closed-loop or paced at ``rate`` requests/s."""
@@ -265,7 +269,19 @@ def sender(
     workers = [
         threading.Thread(
             target=_send_loop,
-            args=(transport, port, path, tmpl, seconds, rate, retry, ((index << 6) | t) << 20, result, lock),
+            args=(
+                transport,
+                port,
+                path,
+                tmpl,
+                seconds,
+                rate,
+                retry,
+                timeout,
+                ((index << 6) | t) << 20,
+                result,
+                lock,
+            ),
         )
         for t in range(threads)
     ]

@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--redaction", action="store_true")
     ap.add_argument("--workers", type=int, default=0, help="collector pipeline worker processes")
     ap.add_argument("--drain-timeout", type=float, default=180)
+    ap.add_argument("--client-timeout", type=float, default=10, help="per request (OTel exporters: 10 s)")
     args = ap.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")  # fmt: skip
@@ -71,7 +72,8 @@ def main() -> None:
                 samples.append((time.monotonic() - t0, tree_rss(ps)))
 
         result, wall = run_senders(args.procs, args.transport, port, args.seconds, sample,
-                                   first=4, threads=args.threads, rate=per_conn, retry=True)  # fmt: skip
+                                   first=4, threads=args.threads, rate=per_conn, retry=True,
+                                   timeout=args.client_timeout)  # fmt: skip
         sent_done = time.monotonic() - t0
         expected = base_acked + result.acked_spans
         waited = _wait_stored(server, expected, args.drain_timeout, sample)
@@ -101,7 +103,12 @@ def main() -> None:
         ok = total == expected and distinct == total
         print(
             f"stored == acknowledged and no duplicates: {'YES' if ok else 'NO'}"
-            + ("" if ok else f" (lost {expected - distinct:,}, duplicates {total - distinct:,})")
+            + (
+                ""
+                if ok
+                else f" (acknowledged but not stored {max(0, expected - distinct):,}; stored but never "
+                f"acknowledged {max(0, distinct - expected):,}; duplicate rows {total - distinct:,})"
+            )
         )
     finally:
         server.stop()

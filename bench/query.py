@@ -43,7 +43,7 @@ SQL_QUESTIONS = {
     "GROUP BY 1 ORDER BY answers DESC LIMIT 20",
     "sql: slowest traces": "SELECT trace_id, time, duration_ms, root_name FROM traces "
     "ORDER BY duration_ms DESC LIMIT 10",
-    # DESIGN.md's `audit` view does not exist yet: the same lookup over traces + documents
+    # the same lookup over traces + documents, where a store has no `audit` view (see sql_calls)
     "sql: audit by trace id": "SELECT t.trace_id, t.time, t.user_id, t.model, t.variant, t.status, "
     "list(d.doc_id ORDER BY d.rank) AS docs FROM traces t LEFT JOIN documents d USING (trace_id) "
     "WHERE t.trace_id = '{trace_id}' GROUP BY ALL",
@@ -88,7 +88,14 @@ def dashboard_calls(f: Filters, bucket: int, trace_id: str, doc_id: str, user_id
         "cache_summary": lambda con: q.cache_summary(con, f),
         "cache_hit_rate_over_time": lambda con: q.cache_hit_rate_over_time(con, f, bucket),
         "gpu_over_time": lambda con: q.gpu_over_time(con, f),
-        "generate_latency_over_time": lambda con: q.generate_latency_over_time(con, f, bucket),
+        "gpu_utilization_over_time": lambda con: q.gpu_utilization_over_time(con, f, bucket),
+        "serving_over_time": lambda con: q.serving_over_time(con, f, bucket),
+        "cache_misses_by_reason": lambda con: q.cache_misses_by_reason(con, f),
+        "cache_misses_over_time": lambda con: q.cache_misses_over_time(con, f, bucket),
+        "cache_savings": lambda con: q.cache_savings(con, f),
+        "cached_tokens": lambda con: q.cached_tokens(con, f),
+        "guardrail_outcomes": lambda con: q.guardrail_outcomes(con, f),
+        "safety_over_time": lambda con: q.safety_over_time(con, f, bucket),
         "quality_summary": lambda con: q.quality_summary(con, f),
         "quality_over_time": lambda con: q.quality_over_time(con, f, bucket),
         "pii_counts": lambda con: q.pii_counts(con, f),
@@ -100,6 +107,7 @@ def dashboard_calls(f: Filters, bucket: int, trace_id: str, doc_id: str, user_id
         "search_traces(doc)": lambda con: q.search_traces(con, f, doc_id=doc_id),
         "trace_content": lambda con: q.trace_content(con, trace_id),
         "trace_documents": lambda con: q.trace_documents(con, trace_id),
+        "trace_guardrails": lambda con: q.trace_guardrails(con, trace_id),
     }
 
 
@@ -107,11 +115,13 @@ def _run_sql(sql: str, con) -> db.Result:
     return db.run_query(con, sql)
 
 
-def sql_calls(trace_id: str) -> dict:
+def sql_calls(trace_id: str, has_audit_view: bool) -> dict:
     """`ragtrail sql` questions, run the way the CLI runs them (check_statement, row cap, time limit)."""
+    questions = dict(SQL_QUESTIONS)
+    if has_audit_view:
+        questions["sql: audit by trace id"] = "SELECT * FROM audit WHERE trace_id = '{trace_id}'"
     return {
-        name: functools.partial(_run_sql, sql.format(trace_id=trace_id))
-        for name, sql in SQL_QUESTIONS.items()
+        name: functools.partial(_run_sql, sql.format(trace_id=trace_id)) for name, sql in questions.items()
     }
 
 
@@ -159,11 +169,17 @@ def main() -> None:
                 "SELECT trace_id, user_id FROM spans WHERE time > ? LIMIT 1", [newest - timedelta(minutes=5)]
             ).fetchone()
             doc_id = con.execute("SELECT doc_id FROM documents LIMIT 1").fetchone()[0]
+            has_audit = con.execute(
+                "SELECT count(*) FROM duckdb_views() WHERE view_name = 'audit'"
+            ).fetchone()[0]
             con.close()
             f, bucket = (
                 (Filters(), 1800) if args.range == "all" else (Filters(newest - timedelta(hours=1)), 60)
             )
-            calls = {**dashboard_calls(f, bucket, trace_id, doc_id, user_id), **sql_calls(trace_id)}
+            calls = {
+                **dashboard_calls(f, bucket, trace_id, doc_id, user_id),
+                **sql_calls(trace_id, bool(has_audit)),
+            }
             rows = time_calls(data_dir, calls, args.repeat)
             print(
                 f"{'query (range ' + args.range + ')':32} {'connect s':>9} {'cold s':>7} {'warm p50 s':>10} {'warm p95 s':>10}"
