@@ -31,6 +31,7 @@ class Ingest:
         max_inflight_bytes: int,
         executor: Executor | None = None,
         admission_wait: float = 0.0,
+        deadline: float = 4.0,
     ):
         self.wal = wal
         self._token = token.encode() if token else None
@@ -40,7 +41,8 @@ class Ingest:
         self._lock = threading.Lock()
         self._executor = executor
         self._admission_wait = admission_wait
-        self.counters = {"accepted": 0, "rejected": 0, "refused": 0}
+        self._deadline = deadline
+        self.counters = {"accepted": 0, "rejected": 0, "refused": 0, "expired": 0}
 
     def authorize(self, header: str | None) -> None:
         """Check ``Authorization: Bearer <token>`` (HTTP header or gRPC metadata)."""
@@ -57,6 +59,19 @@ class Ingest:
                 raise Overloaded("too much data in flight; retry later")
             self._inflight += size
 
+    def _check_deadline(self, started: float) -> None:
+        """Refuse a request that has waited too long inside the collector (a backlog under
+        overload): its client is about to time out and send it again, and committing it now would
+        store it twice. Refused, it is stored once, from the retry."""
+        waited = time.monotonic() - started
+        if waited > self._deadline:
+            with self._lock:
+                self.counters["expired"] += 1
+                self.counters["refused"] += 1
+            raise Overloaded(
+                f"request waited {waited:.1f}s in the collector (limit {self._deadline:g}s); retry later"
+            )
+
     def _done(self, size: int, result: Processed | None) -> None:
         with self._lock:
             self._inflight -= size
@@ -64,11 +79,20 @@ class Ingest:
                 self.counters["accepted"] += result.accepted
                 self.counters["rejected"] += result.rejected
 
-    def export(self, signal: str, body: bytes, fmt: Format, content_encoding: str | None) -> Processed:
-        """Blocking form, for the gRPC thread pool."""
+    def export(
+        self,
+        signal: str,
+        body: bytes,
+        fmt: Format,
+        content_encoding: str | None,
+        started: float | None = None,
+    ) -> Processed:
+        """Blocking form, for the gRPC thread pool. ``started``: time.monotonic() at arrival."""
+        started = time.monotonic() if started is None else started
         self._admit(len(body))
         result = None
         try:
+            self._check_deadline(started)
             args = (signal, body, fmt, content_encoding, time.time_ns(), self._max_decompressed)
             result = (
                 self._executor.submit(process_export, *args).result()
@@ -76,18 +100,26 @@ class Ingest:
                 else process_export(*args)
             )
             if result.payload is not None:
+                self._check_deadline(started)
                 self.wal.append(result.payload, self._admission_wait).result()
             return result
         finally:
             self._done(len(body), result)
 
     async def export_async(
-        self, signal: str, body: bytes, fmt: Format, content_encoding: str | None
+        self,
+        signal: str,
+        body: bytes,
+        fmt: Format,
+        content_encoding: str | None,
+        started: float | None = None,
     ) -> Processed:
         """Event-loop form, for the HTTP server: CPU work inline or in the pool, fsync awaited."""
+        started = time.monotonic() if started is None else started
         self._admit(len(body))
         result = None
         try:
+            self._check_deadline(started)
             args = (signal, body, fmt, content_encoding, time.time_ns(), self._max_decompressed)
             if self._executor is not None:
                 result = await asyncio.get_running_loop().run_in_executor(
@@ -96,6 +128,7 @@ class Ingest:
             else:
                 result = process_export(*args)
             if result.payload is not None:
+                self._check_deadline(started)
                 if self.wal.has_room(len(result.payload)):
                     committed = self.wal.append(result.payload)
                 else:  # full: wait for space off the event loop, then maybe refuse

@@ -7,6 +7,7 @@ decodes it, possibly in a worker process; grpcio handles gzip and message-size l
 from __future__ import annotations
 
 import logging
+import time
 from concurrent import futures
 
 import grpc
@@ -28,10 +29,11 @@ SERVICES = {
 
 def _handler(ingest: Ingest, signal: str):
     def export(body: bytes, context: grpc.ServicerContext) -> bytes:
+        started = time.monotonic()  # the request deadline counts from here (collector/ingest.py)
         try:
             metadata = dict(context.invocation_metadata())
             ingest.authorize(metadata.get("authorization"))
-            result = ingest.export(signal, body, Format.PROTOBUF, None)
+            result = ingest.export(signal, body, Format.PROTOBUF, None, started)
             return encode_response(signal, Format.PROTOBUF, result.rejected, result.message)
         except Exception as exc:  # every failure becomes a gRPC status here, and only here
             err = as_collector_error(exc)

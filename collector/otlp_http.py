@@ -8,6 +8,7 @@ routing/middleware layers keeps per-request overhead to a dict lookup (bench/ing
 from __future__ import annotations
 
 import logging
+import time
 
 from ragtrail.collector import encoding
 from ragtrail.collector.errors import (
@@ -45,6 +46,7 @@ class OtlpHttpApp:
             await _reply(send, 200 if ok else 503, detail.encode(), "text/plain")
             return
         fmt = None
+        started = time.monotonic()  # the request deadline counts from here (collector/ingest.py)
         try:
             signal = ROUTES.get(path)
             if signal is None:
@@ -56,7 +58,9 @@ class OtlpHttpApp:
             self.ingest.authorize(headers.get("authorization"))
             fmt = encoding.content_format(headers.get("content-type"))
             body = await self._read_body(headers, receive)
-            result = await self.ingest.export_async(signal, body, fmt, headers.get("content-encoding"))
+            result = await self.ingest.export_async(
+                signal, body, fmt, headers.get("content-encoding"), started
+            )
             reply = encoding.encode_response(signal, fmt, result.rejected, result.message)
             await _reply(send, 200, reply, fmt.value)
         except Exception as exc:  # every failure becomes an OTLP status here, and only here

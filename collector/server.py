@@ -90,6 +90,7 @@ class Collector:
             max_inflight_bytes=max(4 * c.max_body_bytes, 128 * 1024 * 1024),
             executor=self.executor,
             admission_wait=config.wal.admission_wait_seconds,
+            deadline=c.request_deadline_seconds,
         )
         self.tls = None
         if c.tls_cert and c.tls_key:

@@ -28,6 +28,10 @@ class CollectorConfig:
     max_body_bytes: int = 16 * 1024 * 1024  # compressed request body (413 above)
     max_decompressed_bytes: int = 64 * 1024 * 1024  # gzip bombs stop here (413)
     workers: int = 0  # decode/normalize/redact processes; 0 = in the receiving process
+    # A request not committed this long after it reached the collector is refused (503 /
+    # UNAVAILABLE) instead of stored: OTel exporters give up after 10 s and send again, so storing
+    # it later would store it twice.
+    request_deadline_seconds: float = 4.0
     writer_id: str | None = None  # set to name this collector's files when several share a store
 
 
