@@ -74,7 +74,12 @@ def test_erase_user_everywhere(tmp_path):
     data = tmp_path / "data"
     # 1. A first run flushed to Parquet, scored and compacted.
     first = start_demo_collector(data, COMPACTING)
-    first.wait_for("SELECT count(DISTINCT trace_id) FROM spans", feed(first, seed=3, duration=30).requests)
+    # Two feeds, each waited for: at least two flushed files per table, whatever the machine's speed
+    # (one fast feed can fit in a single WAL segment, and one file is never compacted).
+    traces = 0
+    for seed in (3, 5):
+        traces += feed(first, seed=seed, duration=15).requests
+        first.wait_for("SELECT count(DISTINCT trace_id) FROM spans", traces)
     first.wait_for(SCORED, first.scalar(ANSWERED))
     first.wait_for("SELECT count(*) > 0 FROM (SELECT filename FROM read_parquet('"
                    f"{data}/tables/spans/*/cmp*.parquet', filename = true))", True)  # fmt: skip
