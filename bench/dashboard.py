@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ragtrail.collector.flush import split_by_date, write_parquet_atomic
-from ragtrail.store import db, layout, queries
+from ragtrail.collector.flush import publish
+from ragtrail.store import db, layout, queries, trace_index
+from ragtrail.store.fs import open_store
 from ragtrail.store.queries import Filters
 from ragtrail.store.schema import DOCUMENTS, GPU, QUALITY, SPANS
 
@@ -203,9 +204,8 @@ def _attributes(rng, stage: str, name: str, hits, n: int) -> list[str | None]:
 
 
 def _write(data_dir: Path, table_name: str, table: pa.Table, segment: int = 1) -> None:
-    for date, part in split_by_date(table.sort_by("time")):
-        path = layout.partition_dir(data_dir, table_name, date) / layout.segment_file_name(segment, "bench")
-        write_parquet_atomic(part, path, 122_880)
+    """Through the collector's writer (spans get their trace parts), as writer "bench"."""
+    publish(open_store(data_dir), "bench", segment, {table_name: table.sort_by("time")}, 122_880)
 
 
 def page_queries(con, f: Filters, bucket: int) -> dict[str, callable]:
@@ -253,6 +253,7 @@ def main() -> None:
         if not layout.has_files(data_dir, "spans"):
             t = time.perf_counter()
             n = generate(data_dir, args.spans)
+            trace_index.refresh(open_store(data_dir))  # as the store's maintainer would
             print(f"generated {n:,} spans in {time.perf_counter() - t:.1f}s into {data_dir}")
         con = db.connect(data_dir)
         newest = con.execute("SELECT max(time) FROM spans").fetchone()[0]

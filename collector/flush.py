@@ -48,10 +48,10 @@ import pyarrow.parquet as pq
 from ragtrail.collector import rows
 from ragtrail.collector.wal import Segment, fsync_dir
 from ragtrail.config import FlushConfig
-from ragtrail.store import layout
+from ragtrail.store import layout, trace_index, trace_parts
 from ragtrail.store.fs import Store, open_store
 from ragtrail.store.locks import maintenance_lease
-from ragtrail.store.schema import TABLES
+from ragtrail.store.schema import DERIVED, TABLES
 
 log = logging.getLogger("ragtrail.flush")
 
@@ -140,20 +140,37 @@ def flush_segment(
     for payload in segment.payloads:
         for name, table in rows.decode_payload(payload).items():
             per_table.setdefault(name, []).append(table)
-    written = 0
-    partitions: set[str] = set()
+    merged = {}
     for name, tables in per_table.items():
         table = pa.concat_tables(tables, promote_options="permissive")
         if name in TABLES:
             table = table.select([c for c in TABLES[name].names if c in table.column_names])
+        merged[name] = table
+    return publish(store, writer, segment.id, merged, row_group_rows, replay=replay)
+
+
+def publish(
+    store: Store,
+    writer: str,
+    segment_id: int,
+    tables: dict[str, pa.Table],
+    row_group_rows: int,
+    *,
+    replay: bool = False,
+) -> int:
+    """Write one segment's ``tables`` (name -> rows), and the trace parts of its spans, as
+    ``seg<segment_id>-<writer>`` files in their date partitions; returns the ingested rows written."""
+    written = 0
+    partitions: set[str] = set()
+    for name, table in trace_parts.with_parts(tables, writer, segment_id).items():
         for date, part in split_by_date(table):
             directory = store.partition_dir(name, date)
-            if replay and published_in(store, directory, writer, segment.id):
+            if replay and published_in(store, directory, writer, segment_id):
                 continue
-            path = f"{directory}/{layout.segment_file_name(segment.id, writer)}"
+            path = f"{directory}/{layout.segment_file_name(segment_id, writer)}"
             store.write_parquet(part, path, row_group_rows)
             partitions.add(directory)
-            written += part.num_rows
+            written += 0 if name in DERIVED else part.num_rows
     for directory in partitions:
         store.sync_dir(directory)
     return written
@@ -342,9 +359,19 @@ class Flusher:
                 for partition in self.store.partitions():
                     recover_partition(self.store, partition, scan=False)
                     merged += compact_partition(self.store, partition, self.config)
+                refresh_trace_index(self.store)
         except OSError as exc:
             log.error("compaction failed: %s", exc)
         return merged
+
+
+def refresh_trace_index(store: Store) -> None:
+    """Rebuild the traces view's split index (store.trace_index); maintainer only, under the lease.
+    A failure only leaves the old index, which stays correct (newer parts count as unseen)."""
+    try:
+        trace_index.refresh(store)
+    except Exception as exc:
+        log.warning("trace index refresh failed (the traces view stays exact, only slower): %s", exc)
 
 
 def recover(

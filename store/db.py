@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ragtrail.store import layout
+from ragtrail.store import layout, trace_index
 from ragtrail.store.fs import Store, open_store
 from ragtrail.store.schema import TABLES
 
@@ -132,6 +132,25 @@ def _base_view(con, store: Store, table: str, since: dt.date | None, until: dt.d
     con.execute(f"CREATE OR REPLACE VIEW {view} AS {_columns(table, source)}")
 
 
+def _trace_index_views(con, store: Store) -> None:
+    """``trace_splits`` (trace ids) and ``trace_watermarks`` (writer, segment) from the store's
+    trace-split index (store.trace_index), empty when it has not been built yet."""
+    index = trace_index.path(store)
+    source = "(SELECT * FROM (VALUES (NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT)) v(trace_id, writer, segment) WHERE false)"
+    if store.exists(index):
+        if store.is_local:
+            source = "read_parquet('" + index.replace("'", "''") + "')"
+        else:
+            con.register("_arrow_trace_index", ds.dataset([index], format="parquet", filesystem=store.fs))
+            source = "_arrow_trace_index"
+    con.execute(
+        f"CREATE OR REPLACE VIEW trace_splits AS SELECT trace_id FROM {source} WHERE trace_id IS NOT NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE VIEW trace_watermarks AS SELECT writer, segment FROM {source} WHERE writer IS NOT NULL"
+    )
+
+
 def derived_view_sql() -> list[tuple[str, str]]:
     """(file name, SQL) of the derived views, in the order they must be created."""
     folder = resources.files("ragtrail.store") / "sql"
@@ -160,6 +179,7 @@ def connect(
     con.execute(f"SET memory_limit = '{memory_limit}'")
     for table in TABLES:
         _base_view(con, store, table, since, until)
+    _trace_index_views(con, store)
     for _, sql in derived_view_sql():
         con.execute(sql)
     if locked:

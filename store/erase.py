@@ -4,7 +4,8 @@ What goes: every row of every trace in which the user appears (spans with their 
 raw id, if redaction was off — and all documents, content, logs and quality rows of those traces),
 and any other row in any table whose text holds the pseudonym or the raw id (raw ids shorter than
 four characters are only matched as whole user ids). Each Parquet file holding such rows is rewritten
-without them (temp file + fsync + atomic rename, same name) or deleted when nothing is left.
+without them (temp file + fsync + atomic rename, same name) or deleted when nothing is left; the
+traces view's split index (store.trace_index) is cleared.
 
 The WAL: with no collector running, erasure rewrites every WAL segment without the user's rows
 (same framing, new CRCs, atomic rename). With a collector running (it holds
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 
 from ragtrail.collector import rows, wal
 from ragtrail.collector.flush import recover_partition
-from ragtrail.store import admin_log, layout
+from ragtrail.store import admin_log, layout, trace_index
 from ragtrail.store.audit import pseudonym_for, subject_ref
 from ragtrail.store.fs import open_store
 from ragtrail.store.locks import collector_running, maintenance_lock
@@ -194,6 +195,7 @@ def erase_user(
                 store.delete(path)
                 deleted += 1
             store.sync_dir(path.rsplit("/", 1)[0])
+        trace_index.clear(store)  # it may list the user's trace ids; the maintainer rebuilds it
     report.update(traces=len(target.traces), rows_removed=removed, files_rewritten=rewritten,
                   files_deleted=deleted)  # fmt: skip
     admin_log.append(data_dir, "erasure", report)

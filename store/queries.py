@@ -641,19 +641,25 @@ def variants(con, f: Filters) -> pd.DataFrame:
                    input_tokens, output_tokens
             FROM traces WHERE {cond}
         ),
-        r AS (
-            SELECT *, row_number() OVER w AS rn, count(*) OVER (PARTITION BY variant, model, quantization) AS n
-            FROM t WINDOW w AS (PARTITION BY variant, model, quantization ORDER BY duration_ms)
+        arms AS (
+            -- each arm's sorted durations, indexed by rank below (cheaper than a window's sort)
+            SELECT variant, model, quantization, count(*) AS n,
+                   quantile_cont(duration_ms, 0.50) AS p50_ms, quantile_cont(duration_ms, 0.95) AS p95_ms,
+                   list_sort(list(duration_ms), 'ASC', 'NULLS LAST') AS sorted,
+                   avg((status = 'ERROR')::INT) AS error_rate,
+                   sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+            FROM t GROUP BY 1, 2, 3
+        ),
+        ranks AS (
+            SELECT *, greatest(1, floor(n * 0.95 - {Z95} * sqrt(n * 0.0475)))::BIGINT AS lo_rank,
+                   (ceil(n * 0.95 + {Z95} * sqrt(n * 0.0475)) + 1)::BIGINT AS hi_rank
+            FROM arms
         )
-        SELECT variant, model, quantization, count(*) AS requests,
-               quantile_cont(duration_ms, 0.50) AS p50_ms, quantile_cont(duration_ms, 0.95) AS p95_ms,
-               min(duration_ms) FILTER (WHERE rn >= floor(n * 0.95 - {Z95} * sqrt(n * 0.0475))) AS p95_lo,
-               CASE WHEN any_value(n) >= ceil(any_value(n) * 0.95 + {Z95} * sqrt(any_value(n) * 0.0475)) + 1
-                    THEN max(duration_ms) FILTER (
-                        WHERE rn <= ceil(n * 0.95 + {Z95} * sqrt(n * 0.0475)) + 1) END AS p95_hi,
-               avg((status = 'ERROR')::INT) AS error_rate,
-               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
-        FROM r GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        SELECT variant, model, quantization, n AS requests, p50_ms, p95_ms,
+               list_min(list_slice(sorted, lo_rank, n)) AS p95_lo,
+               CASE WHEN n >= hi_rank THEN list_max(list_slice(sorted, 1, hi_rank)) END AS p95_hi,
+               error_rate, input_tokens, output_tokens
+        FROM ranks ORDER BY 1, 2, 3
         """,
         params,
     )

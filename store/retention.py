@@ -2,7 +2,8 @@
 
 ``[retention]`` in ragtrail.toml: ``days`` is the default for every table; a key per view that has a
 table of its own (spans, documents, content, metrics, gpu, logs, quality) overrides it. The derived
-views (traces, audit) follow spans/content/documents. Nothing is dropped without a ``[retention]``
+views (traces, audit) follow spans/content/documents, and trace_parts (the traces view's partial
+folds) is always kept as long as spans. Nothing is dropped without a ``[retention]``
 section. A partition ``date=D`` of a table kept N days is dropped once D < today (UTC) - N, i.e. a
 day's rows live at least N full days. Runs under ``maintenance_lock`` (no compaction or erasure at
 the same time); each run that drops something, and every run asked for from the CLI, is written to
@@ -19,7 +20,7 @@ from typing import Any
 from ragtrail.store import admin_log
 from ragtrail.store.fs import open_store
 from ragtrail.store.locks import maintenance_lock
-from ragtrail.store.schema import TABLES
+from ragtrail.store.schema import DERIVED, TABLES
 
 SETTINGS = {"days", "interval_hours"}
 
@@ -27,14 +28,16 @@ SETTINGS = {"days", "interval_hours"}
 def policy(section: dict[str, Any] | None) -> dict[str, int]:
     """table -> days to keep, from the ``[retention]`` table; tables without a period are kept."""
     section = section or {}
-    unknown = set(section) - SETTINGS - set(TABLES)
+    own = [t for t in TABLES if t not in DERIVED]
+    unknown = set(section) - SETTINGS - set(own)
     if unknown:
         raise ValueError(
-            f"[retention]: unknown key(s) {', '.join(sorted(unknown))}; use days or one of {', '.join(TABLES)}"
+            f"[retention]: unknown key(s) {', '.join(sorted(unknown))}; use days or one of {', '.join(own)}"
         )
     out = {}
     for table in TABLES:
-        days = section.get(table, section.get("days"))
+        source = DERIVED.get(table, table)
+        days = section.get(source, section.get("days"))
         if days is not None:
             if int(days) < 1:
                 raise ValueError(f"[retention] {table}: days must be at least 1, got {days}")

@@ -152,6 +152,42 @@ QUALITY = _schema(
     ("service_name", pa.string()),
 )
 
+# Derived, not sent: each spans file's partial fold per trace, written beside it (store.trace_parts);
+# the traces view merges these instead of every span.
+TRACE_PARTS = _schema(
+    ("time", TIME),  # first span's start
+    ("end_time", TIME),  # last span's end
+    ("trace_id", pa.string()),
+    ("root_name", pa.string()),
+    ("root_service", pa.string()),
+    ("any_service", pa.string()),
+    ("root_status", pa.string()),
+    ("error_spans", pa.int64()),
+    ("spans", pa.int64()),
+    ("environment", pa.string()),
+    ("session_id", pa.string()),
+    ("user_id", pa.string()),
+    ("variant", pa.string()),
+    ("route", pa.string()),
+    ("prompt_version", pa.string()),
+    ("model", pa.string()),  # of the latest generate span with a model ...
+    ("model_time", TIME),  # ... which started at this time
+    ("quantization", pa.string()),
+    ("quantization_time", TIME),
+    ("embed_ms", pa.float64()),
+    ("retrieve_ms", pa.float64()),
+    ("rerank_ms", pa.float64()),
+    ("generate_ms", pa.float64()),
+    ("guardrail_ms", pa.float64()),
+    ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("cache_read_tokens", pa.int64()),
+    ("cache_hit", pa.bool_()),  # a response-cache hit
+    ("fallback", pa.bool_()),
+    ("writer", pa.string()),  # the collector that wrote the spans file ...
+    ("segment", pa.int64()),  # ... and its WAL segment (store.trace_index watermarks)
+)
+
 # Physical tables, in the order the WAL and the flusher write them.
 TABLES: dict[str, pa.Schema] = {
     "spans": SPANS,
@@ -161,7 +197,10 @@ TABLES: dict[str, pa.Schema] = {
     "gpu": GPU,
     "logs": LOGS,
     "quality": QUALITY,
+    "trace_parts": TRACE_PARTS,
 }
+# Tables whose rows are computed from another table's when its files are written, never ingested.
+DERIVED = {"trace_parts": "spans"}
 
 STAGES = (
     "embed",

@@ -1,39 +1,69 @@
--- traces: one row per trace, folded from its spans (shared/DESIGN.md "SQL views").
--- Stage columns sum the durations of that stage's spans; status is the root span's, or ERROR when
--- there is no root and any span failed. groundedness comes from the quality table when scored.
+-- traces: one row per trace (shared/DESIGN.md "SQL views"), from trace_parts: the partial fold
+-- of each spans file per trace, written beside it (store/trace_parts.py). A trace with one part
+-- passes through as it is; only the traces that may have several (store/trace_index.py: listed in
+-- the trace-split index, or with a part the index has not seen) are folded with a GROUP BY, so a
+-- query pays for the few split traces rather than for every trace. Stage columns sum the durations
+-- of that stage's spans; status is the root span's, or ERROR when there is no root and any span
+-- failed; model is the latest generate span's. groundedness comes from the quality table when scored.
 CREATE OR REPLACE VIEW traces AS
-WITH per_trace AS (
+WITH unseen AS (
+    SELECT p.trace_id FROM trace_parts p LEFT JOIN trace_watermarks w ON p.writer = w.writer
+    WHERE w.segment IS NULL OR p.segment > w.segment
+),
+split AS NOT MATERIALIZED (
+    SELECT trace_id FROM trace_splits UNION SELECT trace_id FROM unseen
+),
+single AS (
+    SELECT
+        trace_id, time, (epoch_us(end_time) - epoch_us(time)) / 1000.0 AS duration_ms,
+        root_name, root_service, any_service, root_status, error_spans, spans,
+        environment, session_id, user_id, variant, route, prompt_version, model, quantization,
+        embed_ms, retrieve_ms, rerank_ms, generate_ms, guardrail_ms,
+        coalesce(input_tokens, 0)::HUGEINT AS input_tokens,
+        coalesce(output_tokens, 0)::HUGEINT AS output_tokens,
+        coalesce(cache_read_tokens, 0)::HUGEINT AS cache_read_tokens,
+        cache_hit, coalesce(fallback, false) AS fallback
+    FROM trace_parts p ANTI JOIN split s ON p.trace_id = s.trace_id
+    WHERE p.trace_id IS NOT NULL
+),
+folded AS (
     SELECT
         trace_id,
         min(time) AS time,
         (epoch_us(max(end_time)) - epoch_us(min(time))) / 1000.0 AS duration_ms,
-        any_value(name) FILTER (WHERE parent_span_id IS NULL) AS root_name,
-        any_value(service_name) FILTER (WHERE parent_span_id IS NULL) AS root_service,
-        any_value(service_name) AS any_service,
-        any_value(status) FILTER (WHERE parent_span_id IS NULL) AS root_status,
-        bool_or(status = 'ERROR') AS any_error,
-        count(*) FILTER (WHERE status = 'ERROR') AS error_spans,
-        count(*) AS spans,
+        any_value(root_name) AS root_name,
+        any_value(root_service) AS root_service,
+        any_value(any_service) AS any_service,
+        any_value(root_status) AS root_status,
+        sum(error_spans)::BIGINT AS error_spans,
+        sum(spans)::BIGINT AS spans,
         any_value(environment) AS environment,
         any_value(session_id) AS session_id,
         any_value(user_id) AS user_id,
         any_value(variant) AS variant,
         any_value(route) AS route,
         any_value(prompt_version) AS prompt_version,
-        arg_max(model, time) FILTER (WHERE stage = 'generate') AS model,
-        arg_max(quantization, time) FILTER (WHERE stage = 'generate') AS quantization,
-        sum(duration_ms) FILTER (WHERE stage = 'embed') AS embed_ms,
-        sum(duration_ms) FILTER (WHERE stage = 'retrieve') AS retrieve_ms,
-        sum(duration_ms) FILTER (WHERE stage = 'rerank') AS rerank_ms,
-        sum(duration_ms) FILTER (WHERE stage = 'generate') AS generate_ms,
-        sum(duration_ms) FILTER (WHERE stage = 'guardrail') AS guardrail_ms,
+        arg_max(model, model_time) AS model,
+        arg_max(quantization, quantization_time) AS quantization,
+        sum(embed_ms) AS embed_ms,
+        sum(retrieve_ms) AS retrieve_ms,
+        sum(rerank_ms) AS rerank_ms,
+        sum(generate_ms) AS generate_ms,
+        sum(guardrail_ms) AS guardrail_ms,
         coalesce(sum(input_tokens), 0) AS input_tokens,
         coalesce(sum(output_tokens), 0) AS output_tokens,
         coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-        bool_or(cache_hit) FILTER (WHERE cache_layer = 'response') AS cache_hit,
+        bool_or(cache_hit) AS cache_hit,
         coalesce(bool_or(fallback), false) AS fallback
-    FROM spans
+    FROM (
+        SELECT * FROM trace_parts p SEMI JOIN split s ON p.trace_id = s.trace_id
+        UNION ALL
+        SELECT * FROM trace_parts WHERE trace_id IS NULL
+    )
     GROUP BY trace_id
+),
+per_trace AS (
+    SELECT * FROM single UNION ALL SELECT * FROM folded
 ),
 scores AS (
     SELECT trace_id, avg(score) FILTER (WHERE metric = 'groundedness') AS groundedness,
@@ -44,7 +74,7 @@ scores AS (
 SELECT
     p.trace_id, p.time, p.duration_ms, p.root_name,
     coalesce(p.root_service, p.any_service) AS service_name,
-    coalesce(p.root_status, CASE WHEN p.any_error THEN 'ERROR' ELSE 'UNSET' END) AS status,
+    coalesce(p.root_status, CASE WHEN p.error_spans > 0 THEN 'ERROR' ELSE 'UNSET' END) AS status,
     p.error_spans, p.spans, p.environment, p.session_id, p.user_id, p.variant, p.route,
     p.prompt_version, p.model, p.quantization,
     p.embed_ms, p.retrieve_ms, p.rerank_ms, p.generate_ms, p.guardrail_ms,

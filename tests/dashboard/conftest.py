@@ -48,13 +48,12 @@ def demo_store(tmp_path_factory):
 
 
 def write_table(data_dir, name: str, table) -> None:
-    """Write ``table`` into the store's layout through the store's Parquet writer."""
-    from ragtrail.collector.flush import split_by_date, write_parquet_atomic
-    from ragtrail.store import layout
+    """Write ``table`` into the store's layout through the collector's writer (spans get their
+    trace parts)."""
+    from ragtrail.collector.flush import publish
+    from ragtrail.store.fs import open_store
 
-    for date, part in split_by_date(table.sort_by("time")):
-        path = layout.partition_dir(data_dir, name, date) / layout.segment_file_name(1, "test")
-        write_parquet_atomic(part, path, 122_880)
+    publish(open_store(data_dir), "test", 1, {name: table.sort_by("time")}, 122_880)
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +64,14 @@ def scored_store(demo_store, tmp_path_factory):
     import pyarrow as pa
 
     from ragtrail.store import db
-    from ragtrail.store.schema import QUALITY, TABLES
+    from ragtrail.store.schema import DERIVED, QUALITY, TABLES
 
     data = tmp_path_factory.mktemp("scored") / "data"
     data.mkdir()
     (data / "ragtrail.toml").write_text(SETTINGS)
     con = db.connect(demo_store.data_dir)
     try:
-        for name in TABLES:
+        for name in set(TABLES) - set(DERIVED):  # derived tables are written with their source
             view = db.BASE_VIEW_NAMES.get(name, name)
             table = con.sql(f"SELECT * FROM {view}").to_arrow_table().cast(TABLES[name])
             if table.num_rows:

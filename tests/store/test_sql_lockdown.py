@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from ragtrail.cli import main as cli
-from ragtrail.collector.flush import write_parquet_atomic
+from ragtrail.collector.flush import publish
 from ragtrail.store import db, layout
+from ragtrail.store.fs import open_store
 from ragtrail.store.schema import SPANS
 
 
@@ -23,9 +24,7 @@ def store(data_dir):
         time=[1_764_050_000_000_000 + i for i in range(3)], trace_id=["a", "b", "c"], name=["x", "y", "z"]
     )
     table = pa.Table.from_pydict(rows, schema=SPANS)
-    write_parquet_atomic(
-        table, layout.partition_dir(data_dir, "spans", "2025-11-25") / "seg000000000001-w1.parquet", 1000
-    )
+    publish(open_store(data_dir), "w1", 1, {"spans": table}, 1000)  # the spans and their trace parts
     return data_dir
 
 
