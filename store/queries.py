@@ -149,7 +149,7 @@ def overview(con, f: Filters) -> pd.DataFrame:
                count(*) FILTER (WHERE fallback) AS fallbacks,
                sum(input_tokens) AS input_tokens,
                sum(output_tokens) AS output_tokens
-        FROM traces WHERE {cond}
+        FROM trace_rows WHERE {cond}
         """,
         params,
     )
@@ -166,7 +166,7 @@ def overview_over_time(con, f: Filters, bucket_s: int) -> pd.DataFrame:
                quantile_cont(duration_ms, 0.50) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
                quantile_cont(duration_ms, 0.99) AS p99_ms
-        FROM traces WHERE {cond} GROUP BY 1 ORDER BY 1
+        FROM trace_rows WHERE {cond} GROUP BY 1 ORDER BY 1
         """,
         params,
     )
@@ -206,7 +206,7 @@ def window_error_rates(con, f: Filters, windows_s: tuple[int, ...] = BURN_WINDOW
     )
     row = con.execute(
         f"""
-        WITH t AS (SELECT * FROM traces WHERE {cond}),
+        WITH t AS (SELECT * FROM trace_rows WHERE {cond}),
              n AS (SELECT max(time) AS newest FROM t)
         SELECT {selects} FROM t, n
         """,
@@ -227,7 +227,7 @@ def slo_by_service(con, f: Filters) -> pd.DataFrame:
         f"""
         SELECT service_name, count(*) AS requests, avg((status = 'ERROR')::INT) AS error_rate,
                quantile_cont(duration_ms, 0.95) AS p95_ms
-        FROM traces WHERE {cond} GROUP BY 1 ORDER BY 1
+        FROM trace_rows WHERE {cond} GROUP BY 1 ORDER BY 1
         """,
         params,
     )
@@ -300,7 +300,7 @@ def slowest_traces(con, f: Filters, limit: int = 20) -> pd.DataFrame:
         f"""
         SELECT trace_id, time, duration_ms, root_name, service_name, status, variant, model,
                embed_ms, retrieve_ms, rerank_ms, generate_ms, guardrail_ms
-        FROM traces WHERE {cond} ORDER BY duration_ms DESC NULLS LAST LIMIT ?
+        FROM trace_rows WHERE {cond} ORDER BY duration_ms DESC NULLS LAST LIMIT ?
         """,
         [*params, int(limit)],
     )
@@ -396,20 +396,13 @@ def cache_savings(con, f: Filters) -> pd.DataFrame:
         WITH lookups AS (
             SELECT trace_id, cache_layer, cache_hit FROM spans
             WHERE {cond} AND cache_layer IS NOT NULL AND cache_hit IS NOT NULL
-        ),
-        per_trace AS (
-            SELECT trace_id, max(duration_ms) FILTER (WHERE parent_span_id IS NULL) AS request_ms,
-                   coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens
-            FROM spans
-            WHERE {cond} AND (parent_span_id IS NULL OR input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
-            GROUP BY 1
         )
         SELECT l.cache_layer, l.cache_hit, count(*) AS lookups,
-               quantile_cont(p.request_ms, 0.5) AS median_request_ms,
-               avg(p.tokens) AS mean_tokens
-        FROM lookups l JOIN per_trace p USING (trace_id) GROUP BY 1, 2
+               quantile_cont(t.root_duration_ms, 0.5) AS median_request_ms,
+               avg(t.input_tokens + t.output_tokens) AS mean_tokens
+        FROM lookups l JOIN trace_rows t USING (trace_id) GROUP BY 1, 2
         """,
-        params * 2,  # the same selection for the lookups and the requests they belong to
+        params,
     )
     rows = []
     for layer, g in frame.groupby("cache_layer", sort=True):
@@ -537,7 +530,7 @@ def quality_by_variant(con, f: Filters) -> pd.DataFrame:
                coalesce(t.quantization, '(none)') AS quantization, q.metric,
                count(q.score) AS scores, avg(q.score) AS mean_score, stddev_samp(q.score) AS sd,
                bool_and(q.score IN (0, 1)) AS binary
-        FROM quality q JOIN traces t USING (trace_id) WHERE {cond} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        FROM quality q JOIN trace_rows t USING (trace_id) WHERE {cond} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         """,
         params,
     )
@@ -613,7 +606,7 @@ def requests_per_user(con, f: Filters, limit: int = 20) -> pd.DataFrame:
                    AS requests_per_min,
                count(*) FILTER (WHERE status = 'ERROR') AS errors,
                min(time) AS first_seen, max(time) AS last_seen
-        FROM traces WHERE {cond} AND user_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?
+        FROM trace_rows WHERE {cond} AND user_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?
         """,
         [*params, int(limit)],
     )
@@ -639,7 +632,7 @@ def variants(con, f: Filters) -> pd.DataFrame:
             SELECT coalesce(variant, '(none)') AS variant, coalesce(model, '(none)') AS model,
                    coalesce(quantization, '(none)') AS quantization, duration_ms, status,
                    input_tokens, output_tokens
-            FROM traces WHERE {cond}
+            FROM trace_rows WHERE {cond}
         ),
         arms AS (
             -- each arm's sorted durations, indexed by rank below (cheaper than a window's sort)

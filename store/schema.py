@@ -162,6 +162,7 @@ TRACE_PARTS = _schema(
     ("root_service", pa.string()),
     ("any_service", pa.string()),
     ("root_status", pa.string()),
+    ("root_duration_ms", pa.float64()),
     ("error_spans", pa.int64()),
     ("spans", pa.int64()),
     ("environment", pa.string()),

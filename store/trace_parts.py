@@ -34,6 +34,7 @@ SELECT
     any_value(service_name) FILTER (WHERE parent_span_id IS NULL) AS root_service,
     any_value(service_name) AS any_service,
     any_value(status) FILTER (WHERE parent_span_id IS NULL) AS root_status,
+    max(duration_ms) FILTER (WHERE parent_span_id IS NULL) AS root_duration_ms,
     count(*) FILTER (WHERE status = 'ERROR') AS error_spans,
     count(*) AS spans,
     any_value(environment) AS environment,

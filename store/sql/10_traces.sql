@@ -4,8 +4,12 @@
 -- the trace-split index, or with a part the index has not seen) are folded with a GROUP BY, so a
 -- query pays for the few split traces rather than for every trace. Stage columns sum the durations
 -- of that stage's spans; status is the root span's, or ERROR when there is no root and any span
--- failed; model is the latest generate span's. groundedness comes from the quality table when scored.
-CREATE OR REPLACE VIEW traces AS
+-- failed; model is the latest generate span's; root_duration_ms is the root span's own duration
+-- (the request as the service timed it; duration_ms spans every span). groundedness comes from
+-- the quality table when scored.
+-- trace_rows is traces without the two score columns: DuckDB keeps a LEFT JOIN even when none of
+-- its columns is read, so queries that need no scores read trace_rows and skip the join.
+CREATE OR REPLACE VIEW trace_rows AS
 WITH unseen AS (
     SELECT p.trace_id FROM trace_parts p LEFT JOIN trace_watermarks w ON p.writer = w.writer
     WHERE w.segment IS NULL OR p.segment > w.segment
@@ -16,7 +20,7 @@ split AS NOT MATERIALIZED (
 single AS (
     SELECT
         trace_id, time, (epoch_us(end_time) - epoch_us(time)) / 1000.0 AS duration_ms,
-        root_name, root_service, any_service, root_status, error_spans, spans,
+        root_name, root_service, any_service, root_status, root_duration_ms, error_spans, spans,
         environment, session_id, user_id, variant, route, prompt_version, model, quantization,
         embed_ms, retrieve_ms, rerank_ms, generate_ms, guardrail_ms,
         coalesce(input_tokens, 0)::HUGEINT AS input_tokens,
@@ -35,6 +39,7 @@ folded AS (
         any_value(root_service) AS root_service,
         any_value(any_service) AS any_service,
         any_value(root_status) AS root_status,
+        max(root_duration_ms) AS root_duration_ms,
         sum(error_spans)::BIGINT AS error_spans,
         sum(spans)::BIGINT AS spans,
         any_value(environment) AS environment,
@@ -64,12 +69,6 @@ folded AS (
 ),
 per_trace AS (
     SELECT * FROM single UNION ALL SELECT * FROM folded
-),
-scores AS (
-    SELECT trace_id, avg(score) FILTER (WHERE metric = 'groundedness') AS groundedness,
-           avg(score) FILTER (WHERE metric = 'citation_accuracy') AS citation_accuracy
-    FROM quality
-    GROUP BY trace_id
 )
 SELECT
     p.trace_id, p.time, p.duration_ms, p.root_name,
@@ -79,6 +78,16 @@ SELECT
     p.prompt_version, p.model, p.quantization,
     p.embed_ms, p.retrieve_ms, p.rerank_ms, p.generate_ms, p.guardrail_ms,
     p.input_tokens, p.output_tokens, p.cache_read_tokens, p.cache_hit, p.fallback,
-    s.groundedness, s.citation_accuracy
-FROM per_trace p
+    p.root_duration_ms
+FROM per_trace p;
+
+CREATE OR REPLACE VIEW traces AS
+WITH scores AS (
+    SELECT trace_id, avg(score) FILTER (WHERE metric = 'groundedness') AS groundedness,
+           avg(score) FILTER (WHERE metric = 'citation_accuracy') AS citation_accuracy
+    FROM quality
+    GROUP BY trace_id
+)
+SELECT r.*, s.groundedness, s.citation_accuracy
+FROM trace_rows r
 LEFT JOIN scores s USING (trace_id);
