@@ -203,6 +203,7 @@ def run_case(
             "p50_ms": statistics.median(result.latencies) * 1000 if result.latencies else float("nan"),
             "peak_rss_mb": peak[0] / 2**20,
             "errors": errors,
+            "error_codes": {code: n for code, n in result.codes.items() if code not in ("200", "OK")},
             "lost": max(0, acked - stored),
             # CPU of the server's process tree from first send to last count, per persisted span
             "cpu_us_span": cpu / max(stored, 1) * 1e6,
@@ -221,6 +222,10 @@ def fmt_row(r: dict) -> str:
     line = (f"{r['system']:20} {r['transport']:9} {r['conc']:>4} {r['acked_spans_s']:>13,.0f} "
             f"{r['persisted_spans_s']:>17,.0f} {lag:>6} {r['p50_ms']:>7.1f} {r['peak_rss_mb']:>11.0f} "
             f"{r['errors']:>6} {lost:>6} {r['cpu_us_span']:>11.1f}")  # fmt: skip
+    if r["errors"]:
+        line += (
+            "  (errors: " + ", ".join(f"{code} x {n}" for code, n in sorted(r["error_codes"].items())) + ")"
+        )
     if not r["drained"]:
         line += f"  (persisted {r['stored']:,} of {r['acked']:,} after {r['lag_s']:.0f} s: wait capped)"
     return line

@@ -25,7 +25,6 @@ _STAGE_SET = frozenset(STAGES)
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
 _INDEXED_PREFIXES = tuple(sc.INDEXED_MESSAGE_PREFIXES) + tuple(sc.INDEXED_DOCUMENT_PREFIXES)
-# "retrieval.documents.3.document.id" -> ("retrieval.documents.", "3", "document.id") in one C call.
 _INDEXED_KEY = re.compile("(" + "|".join(map(re.escape, _INDEXED_PREFIXES)) + r")(\d+)(?:\.(.*))?\Z", re.S)
 # attribute key -> (column, priority): one pass over a span's attributes finds every scalar column.
 _KEY_TO_COLUMN = {
@@ -501,19 +500,20 @@ class _SpanContext:
         unknown: dict[str, Any] = {}
         indexed: dict[str, dict[int, dict[str, Any]]] = {}
         for key, value in attrs.items():
-            if key in _CONSUMED_SCALAR_KEYS:
+            route = _routes.get(key) or _route(key)
+            kind = route[0]
+            if kind == _CONSUMED:
                 continue
-            role = sc.TEXT_KEYS.get(key)
-            if role is not None:
+            if kind == _INDEXED:
+                indexed.setdefault(route[1], {}).setdefault(route[2], {})[route[3]] = value
+            elif kind == _TEXT:
+                role = route[1]
                 if stage == "tool" and role in ("prompt", "response"):
                     role = "tool"
                 self.text(role, key, value)
-            elif key in sc.MESSAGE_LIST_KEYS:
+            elif kind == _MESSAGES:
                 self._message_list(key, value)
-            elif key.startswith(_INDEXED_PREFIXES):
-                if not _collect_indexed(indexed, key, value):
-                    unknown[key] = value
-            elif key == "gen_ai.retrieval.documents":
+            elif kind == _DOCUMENTS:
                 self._document_list("retrieve", value)
             else:
                 unknown[key] = value
@@ -586,14 +586,35 @@ def _message_role(role: Any, direction: str) -> str:
     return "prompt" if direction == "input" else "response"
 
 
-def _collect_indexed(indexed: dict, key: str, value: Any) -> bool:
-    """Group ``prefix.{i}.rest`` keys by prefix and index; False if the key has no index."""
-    m = _INDEXED_KEY.match(key)
-    if m is None:
-        return False
-    prefix, idx, sub = m.group(1), m.group(2), m.group(3) or ""
-    indexed.setdefault(prefix, {}).setdefault(int(idx), {})[sub] = value
-    return True
+# Where take_attributes sends an attribute key, decided once per distinct key: keys repeat from span
+# to span, and testing each against every convention (prefixes, a regex) was a large share of
+# normalize's time. The memo is bounded: a client inventing keys cannot grow it without limit.
+_CONSUMED, _TEXT, _MESSAGES, _INDEXED, _DOCUMENTS, _UNKNOWN = range(6)
+_ROUTES_MAX = 1 << 16
+_routes: dict[str, tuple] = {}
+
+
+def _route(key: str) -> tuple:
+    """(kind, ...) for ``key``: (_TEXT, role), (_INDEXED, prefix, index, rest), else (kind,)."""
+    if key in _CONSUMED_SCALAR_KEYS:
+        route: tuple = (_CONSUMED,)
+    elif (role := sc.TEXT_KEYS.get(key)) is not None:
+        route = (_TEXT, role)
+    elif key in sc.MESSAGE_LIST_KEYS:
+        route = (_MESSAGES,)
+    elif key.startswith(_INDEXED_PREFIXES):
+        # "retrieval.documents.3.document.id" -> ("retrieval.documents.", 3, "document.id")
+        m = _INDEXED_KEY.match(key)
+        route = (_INDEXED, m.group(1), int(m.group(2)), m.group(3) or "") if m else (_UNKNOWN,)
+    elif key == "gen_ai.retrieval.documents":
+        route = (_DOCUMENTS,)
+    else:
+        route = (_UNKNOWN,)
+    if len(key) <= 256:
+        if len(_routes) >= _ROUTES_MAX:
+            _routes.clear()
+        _routes[key] = route
+    return route
 
 
 # --- metrics -----------------------------------------------------------------------------------------
