@@ -236,23 +236,31 @@ def _compact_files(store: Store, partition: str, writer: str, candidates: list, 
         total += info.size
     if len(chosen) < 2:
         return 0
-    tables = []
-    for _, info in chosen:
+
+    # Streamed a batch at a time: inputs are capped by compressed bytes, and repetitive text
+    # compresses 50x or more, so one input alone (an earlier compaction) can be GiBs once decoded.
+    # Inputs are consecutive segments, each written in arrival order: the output stays near time order.
+    def read(info, what: Callable):
         try:
-            tables.append(store.read_table(info.path))
-        except Exception as exc:  # a damaged input: set it aside, compact the rest next round
-            if not (why := damaged(exc)) or not store.is_local:
-                raise
-            quarantine(layout.data_dir_of(Path(partition)), Path(info.path), why)
-            return 0
-    table = pa.concat_tables(tables, promote_options="permissive")
-    table = table.sort_by("time")
+            yield from what(info.path)
+        except Exception as exc:
+            if (why := damaged(exc)) and store.is_local:
+                raise _DamagedInput(info.path, why) from exc
+            raise
+
     first = min(r[0] for r, _ in chosen)
     last = max(r[1] for r, _ in chosen)
     final = f"{partition}/{layout.compacted_file_name(first, last, writer)}"
     pending = f"{partition}/{layout.pending_name(_name(final))}"
     inputs = orjson.dumps([i.base_name for _, i in chosen])
-    store.write_parquet(table, pending, config.row_group_rows, {INPUTS_KEY: inputs})
+    try:
+        schemas = [s for _, info in chosen for s in read(info, lambda p: [store.read_schema(p)])]
+        schema = pa.unify_schemas(schemas, promote_options="permissive").remove_metadata()
+        tables = (_conform(t, schema) for _, info in chosen for t in read(info, store.iter_tables))
+        store.write_parquet_stream(schema, tables, pending, config.row_group_rows, {INPUTS_KEY: inputs})
+    except _DamagedInput as bad:  # set it aside, compact the rest next round
+        quarantine(layout.data_dir_of(Path(partition)), Path(bad.path), bad.why)
+        return 0
     store.sync_dir(partition)
     for _, info in chosen:
         store.delete(info.path)
@@ -260,6 +268,19 @@ def _compact_files(store: Store, partition: str, writer: str, candidates: list, 
     store.move(pending, final)
     store.sync_dir(partition)
     return len(chosen)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns, order and types (columns it lacks become nulls)."""
+    if table.schema.remove_metadata() == schema:
+        return table
+    return pa.concat_tables([schema.empty_table(), table], promote_options="permissive").cast(schema)
+
+
+class _DamagedInput(Exception):
+    def __init__(self, path: str, why: str):
+        super().__init__(why)
+        self.path, self.why = path, why
 
 
 def all_partitions(data_dir: Path) -> list[Path]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -97,8 +97,19 @@ class Store:
     def read_table(self, path: str) -> pa.Table:
         return pq.read_table(path, filesystem=self.fs)
 
+    def iter_tables(self, path: str, batch_rows: int = 16_384) -> Iterator[pa.Table]:
+        """The file's rows in order, ``batch_rows`` at a time: memory bounded by the batch, not the
+        file (a compacted file of repetitive text can be GiBs once decoded)."""
+        with self.fs.open_input_file(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+                yield pa.Table.from_batches([batch])
+
     def read_metadata(self, path: str) -> Mapping[bytes, bytes]:
-        return pq.read_schema(path, filesystem=self.fs).metadata or {}
+        return self.read_schema(path).metadata or {}
+
+    def read_schema(self, path: str) -> pa.Schema:
+        """The file's schema, from its footer alone."""
+        return pq.read_schema(path, filesystem=self.fs)
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -106,18 +117,50 @@ class Store:
         self, table: pa.Table, path: str, row_group_rows: int, metadata: Mapping[bytes, bytes] | None = None
     ) -> None:
         """Publish ``table`` at ``path`` atomically: readers see all of it or nothing."""
-        if metadata:
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        schema = _with_metadata(table.schema, metadata)
         if not self.is_local:
             with self.fs.open_output_stream(path) as out:  # the object appears at close, whole
-                pq.write_table(table, out, compression="zstd", row_group_size=row_group_rows)
+                _write_row_groups(out, schema, [table], row_group_rows)
             return
+        self._write_local(schema, [table], path, row_group_rows)
+
+    def write_parquet_stream(
+        self,
+        schema: pa.Schema,
+        tables: Iterable[pa.Table],
+        path: str,
+        row_group_rows: int,
+        metadata: Mapping[bytes, bytes] | None = None,
+    ) -> None:
+        """Publish the concatenation of ``tables`` (each of ``schema``) at ``path`` atomically,
+        holding one input table and one row group in memory at a time, never their sum."""
+        schema = _with_metadata(schema, metadata)
+        if self.is_local:
+            self._write_local(schema, tables, path, row_group_rows)
+            return
+        # pyarrow's S3 stream has no abort: an input failing mid-stream would still publish the
+        # object at close. Stream into a temporary object; move it into place once complete.
+        parent, name = path.rsplit("/", 1)
+        tmp = f"{parent}/.{name}{layout.TMP}"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                _write_row_groups(out, schema, tables, row_group_rows)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(tmp)
+            raise
+        self.fs.move(tmp, path)
+
+    def _write_local(
+        self, schema: pa.Schema, tables: Iterable[pa.Table], path: str, row_group_rows: int
+    ) -> None:
+        """Via a synced temp file and an atomic rename."""
         parent, name = path.rsplit("/", 1)
         os.makedirs(parent, exist_ok=True)
         tmp = f"{parent}/.{name}{layout.TMP}"
         try:
             with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd", row_group_size=row_group_rows)
+                _write_row_groups(fh, schema, tables, row_group_rows)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -148,6 +191,36 @@ class Store:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _with_metadata(schema: pa.Schema, metadata: Mapping[bytes, bytes] | None) -> pa.Schema:
+    return schema.with_metadata({**(schema.metadata or {}), **metadata}) if metadata else schema
+
+
+# A row group is also closed at this size: the writer holds a whole row group until it closes it,
+# and 122,880 rows of prompt-sized text would be ~120 MiB (bench/compaction.py).
+ROW_GROUP_MAX_BYTES = 32 * 1024 * 1024
+
+
+def _write_row_groups(sink, schema: pa.Schema, tables: Iterable[pa.Table], row_group_rows: int) -> None:
+    """Write ``tables`` in row groups of ``row_group_rows`` rows or ROW_GROUP_MAX_BYTES, whichever
+    comes first (small inputs are gathered, so a file made of many small ones still has few, large
+    row groups); zstd."""
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        rows = size = 0
+        for table in tables:
+            pending.append(table.replace_schema_metadata(schema.metadata))
+            rows += table.num_rows
+            size += table.nbytes
+            if rows >= row_group_rows or size >= ROW_GROUP_MAX_BYTES:
+                gathered = pa.concat_tables(pending)  # zero-copy: chunks side by side
+                full = rows - rows % row_group_rows if rows >= row_group_rows else rows
+                writer.write_table(gathered.slice(0, full), row_group_size=row_group_rows)
+                rest = gathered.slice(full)
+                pending, rows, size = [rest], rest.num_rows, rest.nbytes
+        if rows:
+            writer.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
 
 
 def s3_filesystem(environ: Mapping[str, str] | None = None) -> pafs.S3FileSystem:

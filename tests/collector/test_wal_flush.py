@@ -96,6 +96,32 @@ def test_compaction_merges_small_files_without_changing_rows(tmp_path):
     assert _rows(part) == before
 
 
+def test_compaction_streams_inputs_of_evolving_schemas_into_full_row_groups(tmp_path):
+    """Inputs are streamed one at a time: their schemas are unified up front (a column added
+    later reads as null in older rows), and small inputs are
+    gathered into full row groups rather than one small group each. Rows keep their order: input
+    by input (segment order), each as it was written."""
+    part = layout.partition_dir(tmp_path, "spans", "2025-11-25")
+    written = {}
+    for seg in range(1, 21):
+        table = pa.table({"time": pa.array([seg * 100 + i for i in range(99, -1, -1)], pa.timestamp("us")),
+                          "span_id": [f"s{seg}-{i}" for i in range(100)]})  # fmt: skip
+        if seg > 10:  # a column that newer writers add
+            table = table.append_column("route", pa.array(["fast"] * 100))
+        flush.write_parquet_atomic(table, part / layout.segment_file_name(seg, "w1"), 1000)
+        written[seg] = table["time"].to_pylist()
+    config = FlushConfig(compact_min_files=16, row_group_rows=256)
+    assert flush.compact_partition(open_store(tmp_path), str(part), config) == 20
+    (merged,) = layout.published_files(part)
+    meta = pq.read_metadata(merged)
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [256] * 7 + [208]
+    table = pq.read_table(merged)
+    assert table.column_names == ["time", "span_id", "route"]
+    assert table["route"].to_pylist() == [None] * 1000 + ["fast"] * 1000
+    assert table["span_id"].to_pylist() == [f"s{g}-{i}" for g in range(1, 21) for i in range(100)]
+    assert table["time"].to_pylist() == [t for g in range(1, 21) for t in written[g]]
+
+
 def test_crash_after_pending_rename_is_finished_at_startup(tmp_path):
     part = _partition_with_files(tmp_path, 4)
     before = _rows(part)
