@@ -13,7 +13,7 @@ import functools
 import hmac
 import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from ragtrail.collector.encoding import Format
 from ragtrail.collector.errors import Overloaded, Unauthorized
@@ -40,6 +40,11 @@ class Ingest:
         self._inflight = 0
         self._lock = threading.Lock()
         self._executor = executor
+        # Without worker processes the pipeline runs on this one thread, never on the event loop:
+        # a loop busy with CPU work stops reading sockets, so under overload requests queued
+        # *before* the handler (where the deadline cannot see them), outlived their clients'
+        # timeouts and were committed anyway, then stored again from the retry.
+        self._pipeline_thread = None if executor else ThreadPoolExecutor(1, thread_name_prefix="pipeline")
         self._admission_wait = admission_wait
         self._deadline = deadline
         self.counters = {"accepted": 0, "rejected": 0, "refused": 0, "expired": 0}
@@ -106,6 +111,14 @@ class Ingest:
         finally:
             self._done(len(body), result)
 
+    def _process_if_in_time(self, started: float, args: tuple) -> Processed:
+        self._check_deadline(started)  # it may have queued for the pipeline: don't spend CPU on it
+        return process_export(*args)
+
+    def close(self) -> None:
+        if self._pipeline_thread is not None:
+            self._pipeline_thread.shutdown(wait=False, cancel_futures=True)
+
     async def export_async(
         self,
         signal: str,
@@ -126,7 +139,9 @@ class Ingest:
                     self._executor, process_export, *args
                 )
             else:
-                result = process_export(*args)
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._pipeline_thread, self._process_if_in_time, started, args
+                )
             if result.payload is not None:
                 self._check_deadline(started)
                 if self.wal.has_room(len(result.payload)):

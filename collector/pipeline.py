@@ -30,6 +30,9 @@ def init_worker(redaction_config=None, data_dir=None, *, pool_worker: bool = Fal
     global _redactor
     if pool_worker:
         _die_with_parent()
+        from ragtrail.collector.server import use_returning_allocator
+
+        use_returning_allocator()
     _redactor = None
     rows.warm_up()
     if redaction_config is not None and redaction_config.enabled:

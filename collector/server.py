@@ -29,9 +29,25 @@ from ragtrail.store.fs import open_store
 log = logging.getLogger("ragtrail.collector")
 
 
+def use_returning_allocator() -> None:
+    """Arrow's jemalloc pool instead of its default mimalloc: it hands freed memory back to the OS
+    within about a second, where mimalloc kept the flusher's and compaction's peaks as RSS
+    (bench/overload.py: peak 777 vs 1,015 MiB in a 5x storm; ingest rate unchanged within noise).
+    ARROW_DEFAULT_MEMORY_POOL, when set, still decides."""
+    import os
+
+    import pyarrow as pa
+
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
 class Collector:
     def __init__(self, config: Config):
         config.validate()
+        use_returning_allocator()
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +103,7 @@ class Collector:
             self.wal,
             token=c.token,
             max_decompressed=c.max_decompressed_bytes,
-            max_inflight_bytes=max(4 * c.max_body_bytes, 128 * 1024 * 1024),
+            max_inflight_bytes=max(4 * c.max_body_bytes, 64 * 1024 * 1024),
             executor=self.executor,
             admission_wait=config.wal.admission_wait_seconds,
             deadline=c.request_deadline_seconds,
@@ -160,6 +176,7 @@ class Collector:
             log.info("stopped: write-ahead log sealed and flushed")
 
     def close(self) -> None:
+        self.ingest.close()
         self.maintenance.close()
         self.wal.close()
         self.flusher.close()

@@ -49,3 +49,38 @@ def test_a_request_past_its_deadline_is_refused_and_not_committed(ingest):
 def test_a_fresh_request_is_committed(ingest):
     result = ingest.export("traces", _body(), Format.PROTOBUF, None, time.monotonic())
     assert result.accepted == 1 and ingest.wal.unflushed_bytes > 0 and ingest.counters["expired"] == 0
+
+
+def test_the_pipeline_runs_off_the_event_loop_and_skips_requests_that_queued_too_long(ingest, monkeypatch):
+    """Without worker processes the pipeline runs on its own thread: the event loop keeps reading
+    requests while it works, and a request that queued for it past the deadline (2 s here) is
+    refused before any CPU is spent on it."""
+    from ragtrail.collector import ingest as ingest_module
+
+    real, ran = ingest_module.process_export, []
+
+    def slow(*args):
+        ran.append(time.monotonic())
+        time.sleep(0.8)
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "process_export", slow)
+
+    async def four_requests_at_once():
+        t0 = time.monotonic()
+        tick = asyncio.create_task(asyncio.sleep(0.2))
+        jobs = [
+            asyncio.create_task(
+                ingest.export_async("traces", _body(), Format.PROTOBUF, None, time.monotonic())
+            )
+            for _ in range(4)
+        ]
+        await tick
+        loop_free_after = time.monotonic() - t0
+        return loop_free_after, await asyncio.gather(*jobs, return_exceptions=True)
+
+    loop_free_after, results = asyncio.run(four_requests_at_once())
+    assert loop_free_after < 0.6, "the event loop was blocked by the pipeline"
+    # 1: 0-0.8 s, 2: 0.8-1.6 s committed; 3: 1.6-2.4 s, past the deadline once done; 4: refused unrun
+    assert [type(r).__name__ for r in results] == ["Processed", "Processed", "Overloaded", "Overloaded"]
+    assert len(ran) == 3 and ingest.counters["expired"] == 2 and ingest._inflight == 0
