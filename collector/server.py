@@ -29,25 +29,10 @@ from ragtrail.store.fs import open_store
 log = logging.getLogger("ragtrail.collector")
 
 
-def use_returning_allocator() -> None:
-    """Arrow's jemalloc pool instead of its default mimalloc: it hands freed memory back to the OS
-    within about a second, where mimalloc kept the flusher's and compaction's peaks as RSS
-    (bench/overload.py: peak 777 vs 1,015 MiB in a 5x storm; ingest rate unchanged within noise).
-    ARROW_DEFAULT_MEMORY_POOL, when set, still decides."""
-    import os
-
-    import pyarrow as pa
-
-    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
-        return
-    with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-
-
 class Collector:
     def __init__(self, config: Config):
         config.validate()
-        use_returning_allocator()
+        pipeline.use_returning_allocator()
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
