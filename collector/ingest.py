@@ -10,15 +10,69 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import hmac
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 from ragtrail.collector.encoding import Format
 from ragtrail.collector.errors import Overloaded, Unauthorized
 from ragtrail.collector.pipeline import Processed, process_export
 from ragtrail.collector.wal import WriteAheadLog
+
+
+class RecentRequests:
+    """Retries are idempotent: a request whose exact bytes were stored in the last ``window``
+    seconds is acknowledged again, with the first reply, and not stored twice.
+
+    OTel exporters resend the same serialized request when a reply is late or retryable; if the
+    first copy was committed after its client gave up (a full WAL's group commit, a socket queue),
+    storing the retry would duplicate every row. Identical bytes mean identical span ids and
+    timestamps, i.e. the same data by OTLP's own identity. A copy that arrives while the first is
+    still being stored is refused as retryable (503 / UNAVAILABLE) rather than raced. The memory is
+    bounded (``max_entries`` digests, no payloads) and lost on restart: the guard covers the retry
+    window, not all time."""
+
+    def __init__(self, window: float = 600.0, max_entries: int = 65_536):
+        self.window = window
+        self.max_entries = max_entries
+        self._stored: OrderedDict[bytes, tuple[float, Processed]] = OrderedDict()
+        self._pending: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(signal: str, body: bytes, content_encoding: str | None) -> bytes:
+        digest = hashlib.blake2b(f"{signal}\0{content_encoding or ''}\0".encode(), digest_size=16)
+        digest.update(body)
+        return digest.digest()
+
+    def claim(self, key: bytes) -> Processed | None:
+        """The first reply if these bytes were stored recently; None = store them (then release)."""
+        now = time.monotonic()
+        with self._lock:
+            while self._stored and (
+                len(self._stored) > self.max_entries
+                or now - next(iter(self._stored.values()))[0] > self.window
+            ):
+                self._stored.popitem(last=False)
+            if (hit := self._stored.get(key)) is not None:
+                return hit[1]
+            if key in self._pending:
+                raise Overloaded("an identical request is still being stored; retry later")
+            self._pending.add(key)
+            return None
+
+    def release(self, key: bytes, stored: Processed | None) -> None:
+        """``stored``: the reply once the request is durable; None when it was not stored."""
+        with self._lock:
+            self._pending.discard(key)
+            if stored is not None:
+                self._stored[key] = (
+                    time.monotonic(),
+                    Processed(None, stored.accepted, stored.rejected, stored.message),
+                )
 
 
 class Ingest:
@@ -47,7 +101,8 @@ class Ingest:
         self._pipeline_thread = None if executor else ThreadPoolExecutor(1, thread_name_prefix="pipeline")
         self._admission_wait = admission_wait
         self._deadline = deadline
-        self.counters = {"accepted": 0, "rejected": 0, "refused": 0, "expired": 0}
+        self.counters = {"accepted": 0, "rejected": 0, "refused": 0, "expired": 0, "duplicates": 0}
+        self.recent = RecentRequests()
 
     def authorize(self, header: str | None) -> None:
         """Check ``Authorization: Bearer <token>`` (HTTP header or gRPC metadata)."""
@@ -93,6 +148,17 @@ class Ingest:
         started: float | None = None,
     ) -> Processed:
         """Blocking form, for the gRPC thread pool. ``started``: time.monotonic() at arrival."""
+        key = RecentRequests.key(signal, body, content_encoding)
+        if (earlier := self._claim(key)) is not None:
+            return earlier
+        stored = None
+        try:
+            stored = self._store(signal, body, fmt, content_encoding, started)
+            return stored
+        finally:
+            self.recent.release(key, stored)
+
+    def _store(self, signal, body, fmt, content_encoding, started) -> Processed:
         started = time.monotonic() if started is None else started
         self._admit(len(body))
         result = None
@@ -127,7 +193,25 @@ class Ingest:
         content_encoding: str | None,
         started: float | None = None,
     ) -> Processed:
-        """Event-loop form, for the HTTP server: CPU work inline or in the pool, fsync awaited."""
+        """Event-loop form, for the HTTP server: CPU work off the loop, fsync awaited."""
+        key = RecentRequests.key(signal, body, content_encoding)
+        if (earlier := self._claim(key)) is not None:
+            return earlier
+        stored = None
+        try:
+            stored = await self._store_async(signal, body, fmt, content_encoding, started)
+            return stored
+        finally:
+            self.recent.release(key, stored)
+
+    def _claim(self, key: bytes) -> Processed | None:
+        earlier = self.recent.claim(key)
+        if earlier is not None:
+            with self._lock:
+                self.counters["duplicates"] += 1
+        return earlier
+
+    async def _store_async(self, signal, body, fmt, content_encoding, started) -> Processed:
         started = time.monotonic() if started is None else started
         self._admit(len(body))
         result = None

@@ -92,8 +92,9 @@ def test_partial_success_over_protobuf_and_grpc(collector):
     response = trace_service_pb2.ExportTraceServiceResponse.FromString(reply)
     assert response.partial_success.rejected_spans == 1
     with grpc.insecure_channel(collector.grpc_endpoint) as channel:
-        good.span_id = b"\x03" * 8
-        good.name = "grpc-good"
+        # another good span (the request holds a copy of `good`, so edit the request's own)
+        request.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x03" * 8
+        request.resource_spans[0].scope_spans[0].spans[0].name = "grpc-good"
         grpc_reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=10)
     assert grpc_reply.partial_success.rejected_spans == 1
     collector.wait_for("SELECT count(*) FROM spans", 2)
