@@ -88,7 +88,7 @@ class Collector:
             self.wal,
             token=c.token,
             max_decompressed=c.max_decompressed_bytes,
-            max_inflight_bytes=max(4 * c.max_body_bytes, 64 * 1024 * 1024),
+            max_inflight_bytes=max(3 * c.max_body_bytes, 48 * 1024 * 1024),
             executor=self.executor,
             admission_wait=config.wal.admission_wait_seconds,
             deadline=c.request_deadline_seconds,

@@ -39,7 +39,7 @@ class CollectorConfig:
 class WalConfig:
     segment_bytes: int = 32 * 1024 * 1024  # seal a segment at this size ...
     segment_seconds: float = 1.0  # ... or this age, so data is queryable within seconds
-    max_pending_bytes: int = 128 * 1024 * 1024  # unflushed bytes before ingest answers 503
+    max_pending_bytes: int = 96 * 1024 * 1024  # unflushed bytes before ingest answers 503
     admission_wait_seconds: float = 0.5  # how long a request may wait for WAL space before that 503
     fsync: bool = True  # only for benchmarks that isolate fsync cost; never turn off in production
 
