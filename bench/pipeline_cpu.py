@@ -10,22 +10,16 @@ time.process_time over --runs runs; medians per span. What bounds ingest once bo
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 from _load import SPANS_PER_REQUEST, make_request
+from trace_parts import cpu_median
 
 from ragtrail.collector import encoding, normalize, pipeline
 from ragtrail.collector.encoding import Format
 
 
 def per_span_us(fn, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        t = time.process_time()
-        fn()
-        samples.append(time.process_time() - t)
-    return statistics.median(samples) / SPANS_PER_REQUEST * 1e6
+    return cpu_median(fn, runs) / SPANS_PER_REQUEST * 1e6
 
 
 def main() -> None:
