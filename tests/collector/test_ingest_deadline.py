@@ -116,7 +116,8 @@ def test_a_retry_of_a_stored_request_is_acknowledged_again_and_not_stored_twice(
         one = asyncio.create_task(
             ingest.export_async("traces", _body("b"), Format.PROTOBUF, None, time.monotonic())
         )
-        await asyncio.sleep(0.1)
+        while not ingest.recent._pending:  # the first copy has claimed its bytes
+            await asyncio.sleep(0.01)
         two = asyncio.create_task(
             ingest.export_async("traces", _body("b"), Format.PROTOBUF, None, time.monotonic())
         )
